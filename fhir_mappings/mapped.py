@@ -1,0 +1,44 @@
+"""What a mapping function returns: domain objects plus the problems met on the way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from smartapp.domain import (
+    ConditionFact,
+    DataIssue,
+    LabResult,
+    MedicationExposure,
+    RatingScore,
+    SmokingObservation,
+)
+
+
+@dataclass
+class Mapped:
+    """Domain objects read from one or more resources.
+
+    ``issues`` are resources that matter clinically but could not be read (an antipsychotic
+    order without a readable dose, an ANC with an unknown unit); ``unmapped`` are references to
+    resources of a kind we handle that carried nothing we could recognise (kept for the
+    ``data-unmapped`` count, not as an error)."""
+
+    medications: list[MedicationExposure] = field(default_factory=list)
+    labs: list[LabResult] = field(default_factory=list)
+    smoking: list[SmokingObservation] = field(default_factory=list)
+    conditions: list[ConditionFact] = field(default_factory=list)
+    ratings: list[RatingScore] = field(default_factory=list)
+    issues: list[DataIssue] = field(default_factory=list)
+    unmapped: list[str] = field(default_factory=list)
+
+    def extend(self, other: Mapped) -> None:
+        self.medications.extend(other.medications)
+        self.labs.extend(other.labs)
+        self.smoking.extend(other.smoking)
+        self.conditions.extend(other.conditions)
+        self.ratings.extend(other.ratings)
+        self.issues.extend(other.issues)
+        self.unmapped.extend(other.unmapped)
+
+    def issue(self, resource: str, problem: str) -> None:
+        self.issues.append(DataIssue(resource, problem))

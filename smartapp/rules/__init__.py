@@ -1,0 +1,1 @@
+"""The clinical core: pure functions of (patient record, as_of, profile) -> findings."""
