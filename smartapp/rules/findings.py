@@ -12,6 +12,7 @@ from datetime import date
 from typing import Literal
 
 Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 
 #: Lab orders a finding may suggest; the CDS Hooks layer turns them into ServiceRequests.
 LabAction = Literal["anc", "cbc-diff", "troponin-crp", "clozapine-level", "metabolic"]
@@ -50,6 +51,8 @@ class Finding:
     def __post_init__(self) -> None:
         if self.code not in FINDING_CODES:
             raise ValueError(f"unknown finding code {self.code!r}")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"unknown severity {self.severity!r}")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,3 @@
+from smartapp.cli import main
+
+raise SystemExit(main())
