@@ -11,6 +11,7 @@ days with no coverage.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -70,17 +71,29 @@ def clozapine_exposures(record: PatientRecord) -> list[MedicationExposure]:
 
 
 def _interval(m: MedicationExposure, as_of: date) -> tuple[date, date] | None:
-    if m.start is None or m.start > as_of:
+    """Coverage of one exposure up to ``as_of``. An order with no start is dated by when it
+    was written; only an order (not a dispense or an administration) can run on without an
+    end, otherwise one old dispense would hide every later interruption."""
+    start = m.start if m.start is not None else m.authored
+    if start is None or start > as_of:
         return None
-    end = m.end if m.end is not None else as_of + timedelta(days=1)
-    return (m.start, max(end, m.start + timedelta(days=1)))
+    end = m.end
+    if end is None and m.source != "request":
+        supply = m.days_supply if m.days_supply is not None and m.days_supply > 0 else 1
+        end = start + timedelta(days=math.ceil(supply))
+    if end is None:
+        end = as_of + timedelta(days=1)
+    return (start, max(end, start + timedelta(days=1)))
 
 
 def build_courses(exposures: list[MedicationExposure], ctx: RuleContext) -> list[Course]:
     """Merge coverage intervals into courses (rulebook §1)."""
     new_gap = ctx.rules.days("courses.new_course_gap_days")
     retitrate_gap = ctx.rules.days("courses.retitration_gap_days")
-    spans = sorted((iv, m) for m in exposures if not m.proposed and (iv := _interval(m, ctx.as_of)))
+    spans = sorted(
+        ((iv, m) for m in exposures if not m.proposed and (iv := _interval(m, ctx.as_of))),
+        key=lambda span: (span[0], span[1].ref),
+    )
     courses: list[Course] = []
     start: date | None = None
     end: date | None = None
@@ -107,7 +120,7 @@ def build_courses(exposures: list[MedicationExposure], ctx: RuleContext) -> list
 
 def _open_ended(course: Course, as_of: date) -> Course:
     """A course still covering ``as_of`` through an order with no end is ongoing."""
-    ongoing = any(m.end is None for m in course.exposures) and course.end is not None
+    ongoing = any(m.end is None and m.source == "request" for m in course.exposures)
     if ongoing and course.end is not None and course.end > as_of:
         return Course(
             course.start, None, course.exposures, course.gap_before_days, course.interruptions
