@@ -23,7 +23,7 @@ AS_OF = date(2026, 3, 1)
 START = date(2025, 1, 1)
 
 
-def ctx(method: str = "gardner-2010", **overrides: object) -> RuleContext:
+def ctx(method: str = "gardner-2010", overrides: dict[str, object] | None = None) -> RuleContext:
     rules = default_ruleset().with_overrides(overrides) if overrides else default_ruleset()
     return RuleContext(as_of=AS_OF, profile="us-fda", rules=rules, cpz_method=method)
 
@@ -167,7 +167,7 @@ def test_drugs_without_an_agreed_equivalent_are_unknown_unless_configured() -> N
         "no agreed chlorpromazine equivalent for brexpiprazole"
     )
     configured = equivalent(
-        "brexpiprazole", False, ctx(**{"trs.cpz.local_oral": {"brexpiprazole": 4}})
+        "brexpiprazole", False, ctx(overrides={"trs.cpz.local_oral": {"brexpiprazole": 4}})
     )
     assert isinstance(configured, Equivalent)
     assert configured.mg_per_day == 4

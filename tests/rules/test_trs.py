@@ -25,7 +25,7 @@ RISP = date(2024, 1, 1)
 OLZ = date(2024, 6, 1)
 
 
-def ctx(method: str = "gardner-2010", **overrides: object) -> RuleContext:
+def ctx(method: str = "gardner-2010", overrides: dict[str, object] | None = None) -> RuleContext:
     rules = default_ruleset().with_overrides(overrides) if overrides else default_ruleset()
     return RuleContext(as_of=AS_OF, profile="us-fda", rules=rules, cpz_method=method)
 
@@ -329,7 +329,7 @@ def test_trs_possible_becomes_a_warning_when_a_third_antipsychotic_is_proposed()
 def test_an_unrecorded_response_gives_possible_by_default_and_met_when_configured() -> None:
     parts = (trial("risperidone", 6, RISP, verdict=None), trial("olanzapine", 20, OLZ))
     assert run(*parts)[1].status == "possible"
-    lenient = ctx(**{"trs.met_requires_documented_nonresponse": False})
+    lenient = ctx(overrides={"trs.met_requires_documented_nonresponse": False})
     assert run(*parts, context=lenient)[1].status == "met"
 
 
