@@ -77,8 +77,8 @@ def _finding(
     effect = str(ctx.rules.value(f"{base}.effect"))
     clozapine_new = any(m.proposed for m in clozapine)
     lines = [str(ctx.rules.value(f"{base}.advice"))]
-    lines += [f"Interacting: {_describe(m, wanted)}" for m in partners]
-    lines += [f"Clozapine: {_describe(m, (CLOZAPINE,))}" for m in clozapine]
+    lines += [f"Interacting ({drug_name(m, wanted)}): {_describe(m)}" for m in partners]
+    lines += [f"Clozapine: {_describe(m)}" for m in clozapine]
     lines += _group_detail(group, history, ctx)
     cited = [f"{base}.drugs"]
     published = set(ctx.rules.strings(f"{base}.drugs"))
@@ -137,11 +137,13 @@ def _group_detail(group: str, history: ClozapineHistory, ctx: RuleContext) -> li
     return []
 
 
-def _describe(m: MedicationExposure, wanted: Sequence[str]) -> str:
-    dose = dose_text(m)
-    since = f"since {m.start.isoformat()}" if m.start is not None else "start unknown"
-    state = "new draft order" if m.proposed else since
-    return f"{drug_name(m, wanted)} - {m.display or m.ref} ({dose}; {state}) [{m.ref}]"
+def _describe(m: MedicationExposure) -> str:
+    facts = [] if m.daily_dose_mg is None else [dose_text(m)]
+    if m.proposed:
+        facts.append("new draft order")
+    elif m.start is not None:
+        facts.append(f"since {m.start.isoformat()}")
+    return f"{m.display or m.ref} ({'; '.join(facts) or 'in force'}) [{m.ref}]"
 
 
 # Helpers shared with dosing and constipation.
