@@ -34,11 +34,7 @@ def evaluate_suicidality(
             summary="History of suicidal behaviour in schizophrenia: clozapine reduces "
             "recurrent suicidal behaviour",
             detail=_detail(diagnoses, behaviour, ctx),
-            source=ctx.rules.cite(
-                "suicidality.diagnoses",
-                "suicidality.behaviour",
-                f"{_TRIAL}.hazard_ratio",
-            ),
+            source=ctx.rules.cite(f"{_TRIAL}.hazard_ratio"),
             evidence=evidence,
         )
     ]

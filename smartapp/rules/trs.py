@@ -122,7 +122,8 @@ def assess_response(
         verdict = _VERDICTS[statement.value.split(":", 1)[1].strip().lower()]
         word = "responded" if verdict == "responded" else "no response"
         reason = f"response: clinician recorded '{word}' on {statement.recorded.date()}"
-        return ResponseAssessment(verdict, reason, (statement.ref,) if statement.ref else ())
+        evidence = statement.ref or f"statement:{statement.author}"
+        return ResponseAssessment(verdict, reason, (evidence,))
     missing: list[str] = []
     for scale in ctx.rules.strings("trs.response_scales"):
         found = _scale_response(trial, scale, record.ratings, ctx)
@@ -243,7 +244,7 @@ def _summary(
         n = len(_met_drugs(trials, ctx))
         if on_clozapine:
             return (
-                f"TRS criteria met ({n} adequate trials failed); patient is on clozapine",
+                f"TRS criteria met ({n} adequate trials failed); clozapine is prescribed",
                 severity,
             )
         if third:

@@ -309,7 +309,7 @@ def test_on_clozapine_trs_is_still_reported_as_info() -> None:
     )
     assert finding is not None
     assert (finding.code, finding.severity) == ("trs-met", "info")
-    assert "on clozapine" in finding.summary
+    assert finding.summary == "TRS criteria met (2 adequate trials failed); clozapine is prescribed"
 
 
 def test_unknown_adherence_makes_trs_possible() -> None:
