@@ -75,6 +75,10 @@ def _finding(
     base = f"interactions.{group}"
     wanted = group_drugs(ctx, base)
     effect = str(ctx.rules.value(f"{base}.effect"))
+    if group == "valproate_titration" and history.current is not None:
+        day = _titration_day(history, ctx) or 0
+        when = f"course day {day}" if day >= 0 else f"starts {history.current.start.isoformat()}"
+        effect += f" in titration ({when})"
     clozapine_new = any(m.proposed for m in clozapine)
     lines = [str(ctx.rules.value(f"{base}.advice"))]
     lines += [f"Interacting ({drug_name(m, wanted)}): {_describe(m)}" for m in partners]

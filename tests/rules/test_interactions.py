@@ -242,6 +242,10 @@ def test_valproate_window_counts_day_28_in(day: int, fires: bool) -> None:
     if fires:
         f = found["interaction-valproate-titration"]
         assert f"day {day} " in f.detail
+        assert f.summary == (
+            f"Valproate with clozapine: myocarditis risk (odds ratio 2.59) in titration "
+            f"(course day {day})"
+        )
         assert f.actions == ("troponin-crp",)
         assert "M3 " in f.source
         assert f.evidence == ("MedicationRequest/cloz", "MedicationRequest/vpa")
@@ -269,6 +273,12 @@ def test_valproate_with_a_drafted_dose_change_in_an_old_course_is_quiet() -> Non
         med("MedicationRequest/v", "valproate"),
     )
     assert found == {}
+
+
+def test_valproate_before_a_drafted_course_that_starts_later() -> None:
+    later = clozapine(start=AS_OF + timedelta(days=3), dose=12.5, proposed=True)
+    f = run(later, med("MedicationRequest/v", "valproate"))["interaction-valproate-titration"]
+    assert f.summary.endswith("in titration (starts 2026-03-04)")
 
 
 def test_new_valproate_order_early_in_a_course() -> None:
