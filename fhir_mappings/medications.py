@@ -1,0 +1,489 @@
+"""MedicationRequest, MedicationDispense and MedicationAdministration -> ``MedicationExposure``
+(rulebook §1 courses, §7 interactions, §8 dosing, §9 laxatives, §10 TRS).
+
+A drug is recognised from its codes first (RxNorm ingredient and clozapine product codes, ATC,
+from ``data/medications.json``), then from ingredient and brand names in its text, matched
+case-insensitively on word boundaries (``recognised_by`` says which). Codes and text are read
+from ``medicationCodeableConcept`` or the referenced Medication (contained, or from the Bundle
+through ``resolve``), including ``Medication.ingredient``.
+
+Which resources count (design.md, Contract 1):
+- entered-in-error and cancelled resources, and declined dispenses, are ignored;
+- a ``draft`` MedicationRequest is a proposed order (``proposed=True``);
+- a request whose intent is ``plan``, ``proposal`` or ``option`` is not an order and is skipped:
+  counting an unordered plan as exposure could make a course or a TRS trial out of nothing.
+  A *draft* with such an intent is still the order being written and counts as proposed.
+
+Doses and coverage intervals come from ``fhir_mappings.dosage`` and ``fhir_mappings.timing``.
+A recognised drug whose dose or dates cannot be read still becomes an exposure (interaction
+checks need it) with a ``DataIssue`` saying what is missing. Dose problems are reported for
+antipsychotics only, the drugs whose dose a rule reads (§8, §10).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from typing import Any, Literal
+
+from fhir_mappings import timing
+from fhir_mappings.codetables import load_table
+from fhir_mappings.dosage import (
+    InstructionDose,
+    Strength,
+    quantity_days,
+    read_group,
+    read_instruction,
+    strength_from_ratio,
+    strength_from_text,
+    supply_days,
+)
+from fhir_mappings.mapped import Mapped
+from smartapp.domain import MedicationExposure
+
+Resource = dict[str, Any]
+Resolver = Callable[[str], Resource | None]
+
+SYSTEMS = {
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "rxnorm",
+    "http://www.whocc.no/atc": "atc",
+    "http://snomed.info/sct": "snomed",
+}
+ANTIPSYCHOTIC = "antipsychotic"
+
+
+@dataclass(frozen=True)
+class Drug:
+    """What a medication resource names, as far as it could be recognised."""
+
+    ingredients: tuple[str, ...]
+    recognised_by: str | None
+    display: str
+    strength: Strength | None = None
+    long_acting: bool = False
+    lai_interval_days: float | None = None
+    unknown_antipsychotic: str | None = None  # an N05A code whose ingredient is not known
+
+    @property
+    def dosing(self) -> tuple[Strength | None, bool, float | None]:
+        return self.strength, self.long_acting, self.lai_interval_days
+
+    @property
+    def antipsychotic(self) -> bool:
+        classes = _index().classes
+        return self.unknown_antipsychotic is not None or any(
+            classes.get(i) == ANTIPSYCHOTIC for i in self.ingredients
+        )
+
+
+@dataclass
+class _Index:
+    codes: dict[tuple[str, str], tuple[tuple[str, ...], Strength | None]] = field(
+        default_factory=dict
+    )
+    classes: dict[str, str] = field(default_factory=dict)
+    by_term: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    lai_by_term: dict[str, list[tuple[str, float | None]]] = field(default_factory=dict)
+    atc_classes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    names: re.Pattern[str] = re.compile(r"(?!x)x")
+    lai_names: re.Pattern[str] = re.compile(r"(?!x)x")
+
+
+def _norm(term: str) -> str:
+    return re.sub(r"[\s\-]+", " ", term.replace("’", "'").lower()).strip()
+
+
+def _alternation(terms: list[str]) -> re.Pattern[str]:
+    parts = sorted({_norm(t) for t in terms}, key=len, reverse=True)
+    escaped = (re.escape(p).replace(r"\ ", r"[\s\-]+") for p in parts)
+    return re.compile(r"(?<![\w])(?:" + "|".join(escaped) + r")(?![\w])", re.IGNORECASE)
+
+
+@cache
+def _index() -> _Index:
+    """The code table indexed once: dicts keyed by (system, code), one regex for names."""
+    idx = _Index()
+    for entry in load_table("medications").entries:
+        kind = entry.get("kind")
+        if kind in ("ingredient", "combination"):
+            names = tuple(entry.get("ingredients") or (entry["name"],))
+            for name in names:
+                idx.classes[name] = str(entry.get("class", ""))
+            for system in ("rxnorm", "atc", "snomed"):
+                for code in entry.get(system, ()):
+                    idx.codes[(system, str(code).upper())] = (names, None)
+            for term in entry.get("terms", ()):
+                idx.by_term[_norm(term)] = names
+        elif kind == "product":
+            strength = Strength(entry.get("strength_mg"), entry.get("strength_mg_per_ml"))
+            key = (str(entry["system"]), str(entry["code"]).upper())
+            idx.codes[key] = (tuple(entry["ingredients"]), strength)
+        elif kind == "lai":
+            for term in entry["terms"]:
+                idx.lai_by_term.setdefault(_norm(term), []).append(
+                    (str(entry["ingredient"]), entry.get("interval_days"))
+                )
+        elif kind == "atc-class":
+            idx.atc_classes.append((str(entry["prefix"]), tuple(entry.get("exclude", ()))))
+    idx.names = _alternation(list(idx.by_term))
+    idx.lai_names = _alternation(list(idx.lai_by_term))
+    return idx
+
+
+def resource_ref(resource: Resource) -> str:
+    rtype, rid = resource.get("resourceType"), resource.get("id")
+    return f"{rtype}/{rid}" if isinstance(rid, str) and rid else f"{rtype}/(no id)"
+
+
+def _concepts(
+    resource: Resource, resolve: Resolver
+) -> tuple[list[Any], list[str], Resource | None]:
+    """CodeableConcepts and free texts naming the drug, and the Medication if referenced."""
+    concept = resource.get("medicationCodeableConcept")
+    if concept is not None:
+        return [concept], [], None
+    reference = resource.get("medicationReference")
+    if not isinstance(reference, dict):
+        return [], [], None
+    texts = [reference["display"]] if isinstance(reference.get("display"), str) else []
+    medication = _find(reference.get("reference"), resource, resolve)
+    if medication is None:
+        return [], texts, None
+    concepts = [medication.get("code")]
+    ingredients = medication.get("ingredient")
+    for item in ingredients if isinstance(ingredients, list) else []:
+        if not isinstance(item, dict):
+            continue
+        concepts.append(item.get("itemCodeableConcept"))
+        target = item.get("itemReference")
+        if isinstance(target, dict):
+            substance = _find(target.get("reference"), medication, resolve) or _find(
+                target.get("reference"), resource, resolve
+            )
+            concepts.append(substance.get("code") if substance else None)
+            if isinstance(target.get("display"), str):
+                texts.append(target["display"])
+    return [c for c in concepts if c is not None], texts, medication
+
+
+def _find(target: Any, holder: Resource, resolve: Resolver) -> Resource | None:
+    if not isinstance(target, str) or not target:
+        return None
+    if target.startswith("#"):
+        contained = holder.get("contained")
+        for item in contained if isinstance(contained, list) else []:
+            if isinstance(item, dict) and item.get("id") == target[1:]:
+                return item
+        return None
+    found = resolve(target)
+    return found if isinstance(found, dict) else None
+
+
+def _codings(concepts: list[Any]) -> tuple[list[tuple[str, str]], list[str]]:
+    codes: list[tuple[str, str]] = []
+    texts: list[str] = []
+    for concept in concepts:
+        if not isinstance(concept, dict):
+            continue
+        if isinstance(concept.get("text"), str):
+            texts.append(concept["text"])
+        codings = concept.get("coding")
+        for coding in codings if isinstance(codings, list) else []:
+            if not isinstance(coding, dict):
+                continue
+            system = SYSTEMS.get(str(coding.get("system", "")).rstrip("/"))
+            if system and isinstance(coding.get("code"), str):
+                codes.append((system, coding["code"].strip().upper()))
+            if isinstance(coding.get("display"), str):
+                texts.append(coding["display"])
+    return codes, texts
+
+
+def _medication_strength(medication: Resource | None) -> Strength | None:
+    ingredients = medication.get("ingredient") if medication else None
+    if not isinstance(ingredients, list):
+        return None
+    found = [strength_from_ratio(i.get("strength")) for i in ingredients if isinstance(i, dict)]
+    known = [s for s in found if s is not None]
+    return known[0] if len(known) == 1 else None
+
+
+def recognise(resource: Resource, resolve: Resolver) -> Drug | None:
+    """Recognise the drug a medication resource names; ``None`` when it names nothing at all."""
+    idx = _index()
+    concepts, texts, medication = _concepts(resource, resolve)
+    codes, code_texts = _codings(concepts)
+    texts = code_texts + texts
+    if not codes and not any(t.strip() for t in texts):
+        return None
+    ingredients: dict[str, None] = {}
+    labels: list[str] = []
+    strength: Strength | None = None
+    unknown_ap: str | None = None
+    for system, code in codes:
+        hit = idx.codes.get((system, code))
+        if hit is not None:
+            ingredients.update(dict.fromkeys(hit[0]))
+            labels.append(f"{system}:{code}")
+            strength = strength or hit[1]
+        elif system == "atc" and _is_antipsychotic_class(code, idx):
+            unknown_ap = unknown_ap or code
+    joined = " | ".join(texts)
+    for match in idx.names.finditer(joined):
+        term = _norm(match.group(0))
+        ingredients.update(dict.fromkeys(idx.by_term[term]))
+        labels.append(f"text:{term}")
+    names = tuple(ingredients)
+    long_acting, interval = _long_acting(joined, names, idx)
+    if strength is None:
+        strength = _medication_strength(medication) or strength_from_text(texts)
+    display = next((t for t in texts if t.strip()), labels[0] if labels else "medication")
+    return Drug(
+        names,
+        labels[0] if labels else (f"atc:{unknown_ap}" if unknown_ap else None),
+        display.strip(),
+        strength,
+        long_acting,
+        interval,
+        unknown_ap if not names else None,
+    )
+
+
+def _is_antipsychotic_class(code: str, idx: _Index) -> bool:
+    return any(
+        code.startswith(prefix) and not code.startswith(exclude)
+        for prefix, exclude in idx.atc_classes
+    )
+
+
+def _long_acting(text: str, names: tuple[str, ...], idx: _Index) -> tuple[bool, float | None]:
+    """Long-acting injection named in the text, and its default interval (the shortest one
+    any matching entry gives: the higher daily dose is the safer reading for §8)."""
+    found = False
+    intervals: list[float] = []
+    for match in idx.lai_names.finditer(text):
+        for ingredient, days in idx.lai_by_term[_norm(match.group(0))]:
+            generic = ingredient == "*" and any(idx.classes.get(n) == ANTIPSYCHOTIC for n in names)
+            if ingredient in names or generic:
+                found = True
+                if days is not None:
+                    intervals.append(float(days))
+    return found, (min(intervals) if intervals else None)
+
+
+SKIP = {
+    "MedicationRequest": frozenset({"entered-in-error", "cancelled"}),
+    "MedicationDispense": frozenset({"entered-in-error", "cancelled", "declined"}),
+    "MedicationAdministration": frozenset({"entered-in-error", "not-done"}),
+}
+NOT_ORDERS = frozenset({"plan", "proposal", "option"})
+ONGOING = frozenset({"active", "on-hold", "draft", "unknown", ""})
+Source = Literal["request", "dispense", "administration"]
+
+
+@dataclass
+class _Reading:
+    """Shared state while one resource is read into exposures."""
+
+    ref: str
+    source: Source
+    status: str
+    drug: Drug
+    out: Mapped
+
+    def issue(self, problem: str, dose: bool = False) -> None:
+        relevant = self.drug.antipsychotic if dose else bool(self.drug.ingredients)
+        if relevant or self.drug.unknown_antipsychotic:
+            self.out.issue(self.ref, f"{self.drug.display}: {problem}")
+
+    def add(
+        self, start: date | None, end: date | None, dose: InstructionDose, **extra: Any
+    ) -> None:
+        self.out.medications.append(
+            MedicationExposure(
+                ref=self.ref,
+                source=self.source,
+                display=self.drug.display,
+                ingredients=self.drug.ingredients,
+                recognised_by=self.drug.recognised_by,
+                status=self.status,
+                start=start,
+                end=end,
+                daily_dose_mg=dose.daily_mg,
+                long_acting=self.drug.long_acting,
+                interval_dose_mg=dose.interval_mg,
+                interval_days=dose.interval_days,
+                **extra,
+            )
+        )
+
+
+def _start(resource: Resource, rtype: str, resolve: Resolver, source: Source) -> _Reading | None:
+    status = resource.get("status")
+    status = status if isinstance(status, str) else ""
+    if status in SKIP[rtype]:
+        return None
+    out = Mapped()
+    ref = resource_ref(resource)
+    drug = recognise(resource, resolve)
+    if drug is None:
+        out.unmapped.append(ref)
+        return _Reading(ref, source, status, Drug((), None, ""), out)
+    reading = _Reading(ref, source, status, drug, out)
+    if drug.unknown_antipsychotic:
+        reading.issue(
+            f"antipsychotic (ATC {drug.unknown_antipsychotic}) whose ingredient is not recognised:"
+            " left out of dose and TRS checks"
+        )
+    return reading
+
+
+def _instructions(resource: Resource, reading: _Reading, key: str) -> list[dict[str, Any]]:
+    value = resource.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        reading.issue(f"{key} is not a list", dose=True)
+        return []
+    return [d for d in value if isinstance(d, dict)]
+
+
+def read_request(resource: Resource, resolve: Resolver) -> Mapped:
+    """A MedicationRequest: one exposure per (sequential) phase of its dosage instructions."""
+    reading = _start(resource, "MedicationRequest", resolve, "request")
+    if reading is None:
+        return Mapped()
+    proposed = reading.status == "draft"
+    if resource.get("intent") in NOT_ORDERS and not proposed:
+        return Mapped()
+    if not reading.drug.display:
+        return reading.out
+    authored = timing.parse_date(resource.get("authoredOn"))
+    request = resource.get("dispenseRequest")
+    validity = request.get("validityPeriod") if isinstance(request, dict) else None
+    valid_from = timing.parse_date(validity.get("start")) if isinstance(validity, dict) else None
+    first = valid_from or authored
+    fallback = first.day if first else None
+    instructions = _instructions(resource, reading, "dosageInstruction")
+    phases = timing.phases(instructions) if instructions else [[]]
+    for number, group in enumerate(phases):
+        dose = read_group(group, *reading.drug.dosing)
+        if dose.problem:
+            reading.issue(dose.problem, dose=True)
+        start, end = timing.span(group, fallback)
+        last = number == len(phases) - 1
+        if last and end is None and reading.status not in ONGOING and start is not None:
+            days = supply_days(resource.get("dispenseRequest"), dose.per_day)
+            if days is None:
+                reading.issue(
+                    f"{reading.status} order with no end date or supply: coverage taken as"
+                    " its first day only"
+                )
+            end = timing.add_days(start, days or 1)
+        start, end = _checked(reading, start, end, proposed)
+        authored_day = authored.day if authored else None
+        reading.add(start, end, dose, proposed=proposed, authored=authored_day)
+        fallback = end
+    return reading.out
+
+
+def _checked(
+    reading: _Reading, start: date | None, end: date | None, proposed: bool
+) -> tuple[date | None, date | None]:
+    if start is None:
+        if not proposed:
+            reading.issue("no start date (boundsPeriod, validityPeriod or authoredOn)")
+        return None, end
+    if end is not None and end <= start:
+        reading.issue(f"coverage ends ({end}) before it starts ({start}): taken as one day")
+        return start, timing.add_days(start, 1)
+    return start, end
+
+
+def read_dispense(resource: Resource, resolve: Resolver) -> Mapped:
+    """A MedicationDispense covers ``daysSupply`` days from when it was handed over."""
+    reading = _start(resource, "MedicationDispense", resolve, "dispense")
+    if reading is None or not reading.drug.display:
+        return reading.out if reading else Mapped()
+    handed = timing.parse_date(resource.get("whenHandedOver")) or timing.parse_date(
+        resource.get("whenPrepared")
+    )
+    instructions = _instructions(resource, reading, "dosageInstruction")
+    dose = (
+        read_group(instructions, *reading.drug.dosing)
+        if instructions
+        else InstructionDose(None, None)
+    )
+    if dose.problem:
+        reading.issue(dose.problem, dose=True)
+    supply = timing.days_supply(resource.get("daysSupply"))
+    days = supply or quantity_days(resource.get("quantity"), dose.per_day)
+    start = handed.day if handed else None
+    end = timing.add_days(start, days) if start is not None and days else None
+    if start is not None and end is None:
+        reading.issue("dispense with no days supply: coverage taken as the day handed over only")
+        end = timing.add_days(start, 1)
+    start, end = _checked(reading, start, end, False)
+    reading.add(start, end, dose, days_supply=days)
+    return reading.out
+
+
+def read_administration(resource: Resource, resolve: Resolver) -> Mapped:
+    """A MedicationAdministration covers its day, or a long-acting injection's interval."""
+    reading = _start(resource, "MedicationAdministration", resolve, "administration")
+    if reading is None or not reading.drug.display:
+        return reading.out if reading else Mapped()
+    period = resource.get("effectivePeriod")
+    when = timing.parse_date(resource.get("effectiveDateTime")) or (
+        timing.parse_date(period.get("start")) if isinstance(period, dict) else None
+    )
+    until = timing.parse_date(period.get("end")) if isinstance(period, dict) else None
+    start = when.day if when else None
+    end = max(until.end_exclusive(), start) if until and start else start
+    dose = InstructionDose(None, None)
+    if reading.drug.long_acting:
+        dosage = resource.get("dosage")
+        dose = read_instruction(
+            {"dose": dosage.get("dose")} if isinstance(dosage, dict) else None,
+            reading.drug.strength,
+            True,
+            reading.drug.lai_interval_days,
+        )
+        if dose.problem:
+            reading.issue(dose.problem, dose=True)
+        if start is not None and dose.interval_days:
+            end = timing.add_days(start, dose.interval_days)
+    if start is not None and (end is None or end <= start):
+        end = timing.add_days(start, 1)
+    start, end = _checked(reading, start, end, False)
+    reading.add(start, end, dose)
+    return reading.out
+
+
+_READERS: dict[str, Callable[[Resource, Resolver], Mapped]] = {
+    "MedicationRequest": read_request,
+    "MedicationDispense": read_dispense,
+    "MedicationAdministration": read_administration,
+}
+
+
+def map_medication(
+    resource: dict[str, Any], resolve: Callable[[str], dict[str, Any] | None]
+) -> Mapped:
+    """Map one MedicationRequest, MedicationDispense or MedicationAdministration.
+
+    Never raises on odd input: a value of the wrong type becomes a ``DataIssue``."""
+    if not isinstance(resource, dict):
+        return Mapped()
+    reader = _READERS.get(str(resource.get("resourceType")))
+    if reader is None:
+        return Mapped()
+    try:
+        return reader(resource, resolve)
+    except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
+        out = Mapped()
+        out.issue(resource_ref(resource), f"malformed {resource.get('resourceType')}: {exc}")
+        return out
