@@ -86,7 +86,7 @@ def assess_adherence(trial: Trial, window: Span, record: PatientRecord, as_of: d
     pdc = covered / total
     kinds = _kinds([m for _, m in readable])
     reason = (
-        f"adherence {pdc:.2f}: {covered} of {total} days covered by {len(readable)} {kinds}, "
+        f"adherence {pdc:.3g}: {covered} of {total} days covered by {len(readable)} {kinds}, "
         f"{first} to {last}"
     )
     evidence = tuple(dict.fromkeys(m.ref for _, m in readable))

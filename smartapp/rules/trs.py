@@ -97,7 +97,7 @@ def assess_trial(
         if dose.max_daily_dose_mg is None
         else round(dose.max_daily_dose_mg, 2),
         cpz_equivalent_mg=None if dose.cpz_equivalent_mg is None else round(dose.cpz_equivalent_mg),
-        adherence=None if adherence.pdc is None else round(adherence.pdc, 2),
+        adherence=adherence.pdc,
         adequate=adequate,
         reasons=tuple(reasons),
         evidence=tuple(dict.fromkeys((*trial.evidence, *adherence.evidence, *response.evidence))),
@@ -307,7 +307,7 @@ def _trial_line(t: TrialAssessment) -> str:
         else f"highest {mg(t.max_daily_dose_mg)} mg/day"
     )
     cpz = "" if t.cpz_equivalent_mg is None else f" ({mg(t.cpz_equivalent_mg)} mg CPZ)"
-    adh = "unknown" if t.adherence is None else f"{t.adherence:.2f}"
+    adh = "unknown" if t.adherence is None else f"{t.adherence:.3g}"
     verdict = "adequate, failed" if t.adequate else "not an adequate failed trial"
     return (
         f"{t.drug} {t.start} to {end}: {dose}{cpz}, {t.weeks_at_adequate_dose:.1f} weeks at "

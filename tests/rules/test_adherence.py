@@ -130,7 +130,7 @@ def test_a_dispense_without_days_supply_is_reported_and_left_out() -> None:
     result = assess_adherence(TRIAL, WINDOW, record, AS_OF)
     assert result.pdc == 0.9
     assert result.reasons == (
-        "adherence 0.90: 90 of 100 days covered by 1 dispense(s), 2025-01-01 to 2025-04-10",
+        "adherence 0.9: 90 of 100 days covered by 1 dispense(s), 2025-01-01 to 2025-04-10",
         "MedicationDispense/bad: days covered unknown (no days' supply or interval), left out",
     )
     assert result.evidence == ("MedicationDispense/ok",)
@@ -149,5 +149,5 @@ def test_administered_injections_cover_their_interval_taken_from_the_order() -> 
     result = assess_adherence(trial, (START, days(84)), record, AS_OF)
     assert result.pdc == pytest.approx(56 / 84)
     assert result.reasons[0].startswith(
-        "adherence 0.67: 56 of 84 days covered by 2 administration(s)"
+        "adherence 0.667: 56 of 84 days covered by 2 administration(s)"
     )

@@ -399,3 +399,16 @@ def test_every_summary_is_shorter_than_140_characters() -> None:
 def test_an_unknown_equivalence_method_is_an_error() -> None:
     with pytest.raises(RulesetError):
         run(trial("risperidone", 6, RISP), context=ctx("made-up-2030"))
+
+
+def test_adherence_just_below_80_percent_is_not_rounded_up_into_possible() -> None:
+    # 199 of 250 days = 0.796: shown as 0.80 when rounded, but documented poor adherence
+    _, summary = run(
+        trial("risperidone", 6, RISP, 250, supplied=199, verdict=None),
+        trial("olanzapine", 20, date(2025, 1, 1)),
+    )
+    first = summary.trials[0]
+    assert first.adherence == pytest.approx(0.796)
+    assert first.adequate is False
+    assert "adherence 0.796: 199 of 250 days covered" in first.reasons[2]
+    assert summary.status == "not-met"
