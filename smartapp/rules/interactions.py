@@ -74,33 +74,42 @@ def _finding(
 ) -> Finding:
     base = f"interactions.{group}"
     wanted = group_drugs(ctx, base)
-    effect = str(ctx.rules.value(f"{base}.effect"))
-    if group == "valproate_titration" and history.current is not None:
-        day = _titration_day(history, ctx) or 0
-        when = f"course day {day}" if day >= 0 else f"starts {history.current.start.isoformat()}"
-        effect += f" in titration ({when})"
     clozapine_new = any(m.proposed for m in clozapine)
     lines = [str(ctx.rules.value(f"{base}.advice"))]
     lines += [f"Interacting ({drug_name(m, wanted)}): {_describe(m)}" for m in partners]
     lines += [f"Clozapine: {_describe(m)}" for m in clozapine]
     lines += _group_detail(group, history, ctx)
+    return Finding(
+        code=code,
+        severity=ctx.rules.value(f"{base}.severity"),
+        summary=_summary(_effect(group, history, ctx), partners, wanted, clozapine_new),
+        detail="\n".join(lines),
+        source=ctx.rules.cite(*_cited(group, partners, ctx)),
+        evidence=tuple(dict.fromkeys(m.ref for m in [*clozapine, *partners])),
+        actions=lab_actions(ctx, f"{base}.actions"),
+    )
+
+
+def _effect(group: str, history: ClozapineHistory, ctx: RuleContext) -> str:
+    effect = str(ctx.rules.value(f"interactions.{group}.effect"))
+    if group != "valproate_titration" or history.current is None:
+        return effect
+    day = _titration_day(history, ctx) or 0
+    when = f"course day {day}" if day >= 0 else f"starts {history.current.start.isoformat()}"
+    return f"{effect} in titration ({when})"
+
+
+def _cited(group: str, partners: list[MedicationExposure], ctx: RuleContext) -> list[str]:
+    """The drug list, the local additions when one of them matched, and the group's number."""
+    base = f"interactions.{group}"
     cited = [f"{base}.drugs"]
     published = set(ctx.rules.strings(f"{base}.drugs"))
     if any(not published.intersection(m.ingredients) for m in partners):
         cited.append(f"{base}.extra_drugs")
-    if group == "cyp1a2_inhibitor":
-        cited.append(f"{base}.dose_divisor")
-    if group == "valproate_titration":
-        cited.append(f"{base}.window_days")
-    return Finding(
-        code=code,
-        severity=ctx.rules.value(f"{base}.severity"),
-        summary=_summary(effect, partners, wanted, clozapine_new),
-        detail="\n".join(lines),
-        source=ctx.rules.cite(*cited),
-        evidence=tuple(dict.fromkeys(m.ref for m in [*clozapine, *partners])),
-        actions=lab_actions(ctx, f"{base}.actions"),
-    )
+    extra = {"cyp1a2_inhibitor": "dose_divisor", "valproate_titration": "window_days"}
+    if group in extra:
+        cited.append(f"{base}.{extra[group]}")
+    return cited
 
 
 def _summary(
