@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smartapp.domain import MedicationExposure, MedicationSource, PatientRecord
 from smartapp.rules.adherence import assess_adherence, days_covered
@@ -151,3 +153,15 @@ def test_administered_injections_cover_their_interval_taken_from_the_order() -> 
     assert result.reasons[0].startswith(
         "adherence 0.667: 56 of 84 days covered by 2 administration(s)"
     )
+
+
+@given(st.lists(st.tuples(st.integers(-50, 150), st.integers(1, 90)), max_size=12))
+def test_days_covered_is_bounded_by_the_window_and_by_any_single_supply(
+    supplies: list[tuple[int, int]],
+) -> None:
+    spans = [(days(s), days(s + n)) for s, n in supplies]
+    covered = days_covered(spans, WINDOW)
+    assert 0 <= covered <= 100
+    for s, n in supplies:
+        assert covered >= max(0, min(s + n, 100) - max(s, 0))
+    assert covered == len({d for s, n in supplies for d in range(max(s, 0), min(s + n, 100))})
