@@ -115,12 +115,13 @@ def span(m: MedicationExposure, as_of: date, lai_interval_days: float | None = N
 
 
 def supply_days(m: MedicationExposure, lai_interval_days: float | None = None) -> int | None:
-    """Days one dispense (days' supply) or administration (an injection's dosing interval;
-    one day for anything else) covers; None when that cannot be read."""
+    """Days one dispense (days' supply) or administration (an injection's dosing interval,
+    else its order's: an injection's own period is the minutes it took; one day for anything
+    else) covers; None when that cannot be read."""
     if m.source == "dispense":
         length = m.days_supply if m.days_supply and m.days_supply > 0 else _length(m)
     elif m.long_acting:
-        length = m.interval_days or _length(m) or lai_interval_days
+        length = m.interval_days or lai_interval_days or _length(m)
     else:
         length = _length(m) or 1
     return math.ceil(length) if length else None

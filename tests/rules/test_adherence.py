@@ -165,3 +165,13 @@ def test_days_covered_is_bounded_by_the_window_and_by_any_single_supply(
     for s, n in supplies:
         assert covered >= max(0, min(s + n, 100) - max(s, 0))
     assert covered == len({d for s, n in supplies for d in range(max(s, 0), min(s + n, 100))})
+
+
+def test_an_injection_recorded_as_one_day_takes_its_interval_from_the_order() -> None:
+    depot_order = med("MedicationRequest/lai", START, source="request", end=days(56),
+                      lai_interval=28, drug="haloperidol")  # fmt: skip
+    trial = Trial("haloperidol", START, days(56), False, (depot_order,))
+    shot = med("MedicationAdministration/a", START, source="administration", end=days(1),
+               drug="haloperidol", long_acting=True)  # fmt: skip
+    record = PatientRecord("Patient/p1", medications=(depot_order, shot))
+    assert assess_adherence(trial, (START, days(56)), record, AS_OF).pdc == 0.5
