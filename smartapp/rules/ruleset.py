@@ -109,7 +109,7 @@ def _flatten(
         raise RulesetError(f"{section}: expected an object")
     if "value" in node:
         source = node.get("source")
-        if source not in sources:
+        if not isinstance(source, str) or source not in sources:
             raise RulesetError(f"{section}: unknown or missing source {source!r}")
         out[section] = Parameter(
             section, node["value"], source, str(node.get("ref", "")), bool(node.get("policy"))
