@@ -70,13 +70,14 @@ def _number(entry: Any, key: str) -> float:
 
 def _concept(entry: dict[str, Any]) -> ConceptUnits:
     affine = entry.get("affine")
+    linear = (affine["unit"], float(affine["scale"]), float(affine["offset"])) if affine else None
     return ConceptUnits(
         concept=entry["concept"],
         label=entry["label"],
         canonical=entry["canonical"],
         kinds=frozenset(entry["kinds"]),
         molar_mass=_number(entry, "molar_mass") if "molar_mass" in entry else None,
-        affine=(affine["unit"], float(affine["scale"]), float(affine["offset"])) if affine else None,
+        affine=linear,
     )
 
 

@@ -1,0 +1,514 @@
+"""FHIR R4 Observation and DiagnosticReport -> LabResult, SmokingObservation, RatingScore.
+
+Rulebook §2.6, §4, §5, §6, §9, §10 and §12. Codes come from ``data/labs.json`` (LOINC),
+``data/smoking.json`` and ``data/ratings.json``; units are normalised by ``units.to_canonical``.
+
+Reading rules (safety principle: missing or unreadable data is never normal):
+- status entered-in-error / cancelled: skipped without an issue; final, amended, corrected and
+  preliminary are used; any other status (registered, unknown, missing) on a result we care
+  about is a ``DataIssue``.
+- time: effectiveDateTime, effectivePeriod.start, effectiveInstant, then issued; a date-only
+  value is midnight UTC with ``date_only``; a dateTime without offset is read as UTC; a year or
+  year-month only, or nothing at all, is a ``DataIssue``. Contained results of a
+  DiagnosticReport without their own time take the report's.
+- value: valueQuantity (a comparator such as ``<0.01`` is dropped and the number used, and kept
+  in ``LabResult.original``: a bound is the best reading of a result at a detection limit);
+  valueString only when it holds a number *and* a unit (``"1.5 10*9/L"``); no value or a
+  dataAbsentReason is a ``DataIssue``. An ANC-coded result in ``%`` is a neutrophil
+  percentage and is mapped as ``neutrophil-pct``.
+- referenceRange.high, converted like the value (its own unit, else the value's), is the ULN;
+  when several normal ranges are given (e.g. by sex) the lowest high is used, which flags
+  more, not less. A range in an unreadable unit gives no ULN.
+- components of a panel (a CBC with components) map like stand-alone results and keep the
+  parent's reference as evidence.
+- an Observation with no readable code at all is listed in ``Mapped.unmapped``; a readable
+  code we do not use (sodium) is ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import Any, Literal
+
+from fhir_mappings.codetables import load_table
+from fhir_mappings.mapped import Mapped
+from fhir_mappings.units import UnitError, canonical_unit, concept_units, to_canonical, unit_kind
+from smartapp.domain import LabResult, RatingScore, SmokingObservation, SmokingState
+
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
+SYSTEM_ALIASES = {
+    "urn:oid:2.16.840.1.113883.6.1": LOINC,
+    "urn:oid:2.16.840.1.113883.6.96": SNOMED,
+}
+SKIPPED_STATUSES = frozenset({"entered-in-error", "cancelled"})
+USABLE_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
+_PERCENT_MEANS = {"anc": "neutrophil-pct"}
+_VALUE_KEYS = (
+    "valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean", "valueInteger",
+    "valueRange", "valueRatio", "valueSampledData", "valueTime", "valueDateTime", "valuePeriod",
+)  # fmt: skip
+_NUMBER_WITH_UNIT = re.compile(r"\s*(<=|>=|<|>)?\s*([0-9]+(?:\.[0-9]+)?)\s*(\S.*?)?\s*$")
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a recognised Observation code means: a lab concept, smoking status or a scale."""
+
+    kind: Literal["lab", "smoking", "rating"]
+    name: str
+    label: str
+    code: str = ""
+    fasting: bool = False
+    low: float = 0.0
+    high: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Scale:
+    target: Target
+    phrases: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+
+def system_of(coding: dict[str, Any]) -> str:
+    system = coding.get("system")
+    return SYSTEM_ALIASES.get(system, system) if isinstance(system, str) else ""
+
+
+def normalise_text(text: str) -> str:
+    """Lower case, ``(finding)`` dropped, punctuation as single spaces, padded with spaces
+    so that ``" phrase " in text`` is a whole-word match."""
+    return " " + _NOT_WORD.sub(" ", text.lower().replace("(finding)", " ")).strip() + " "
+
+
+def parse_datetime(value: Any) -> tuple[datetime, bool] | None:
+    """A FHIR date, dateTime or instant as (UTC datetime, date_only); ``None`` when the value
+    is unreadable or only a year or year-month."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC), True
+        if value[10] != "T":
+            return None
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)), False
+
+
+def reference(kind: str, resource: dict[str, Any]) -> str:
+    rid = resource.get("id")
+    return f"{kind}/{rid}" if isinstance(rid, str) and rid else f"{kind}/(no id)"
+
+
+@cache
+def _code_targets() -> dict[tuple[str, str], Target]:
+    targets: dict[tuple[str, str], Target] = {}
+    for e in load_table("labs", ("system", "code", "concept")).entries:
+        label = concept_units(e["concept"]).label  # every lab concept needs unit rules
+        targets[e["system"], e["code"]] = Target(
+            "lab", e["concept"], label, e["code"], e.get("fasting", False)
+        )
+    for e in _smoking_entries("observation"):
+        targets[e["system"], e["code"]] = Target("smoking", "smoking", "smoking status", e["code"])
+    entries = load_table("ratings").entries
+    for scale, entry in zip(_scales(), entries, strict=True):
+        for coding in entry.get("codes", ()):
+            targets[coding["system"], coding["code"]] = scale.target
+    return targets
+
+
+@cache
+def _scales() -> tuple[_Scale, ...]:
+    scales = []
+    for e in load_table("ratings", ("scale", "label", "phrases", "exclude", "min", "max")).entries:
+        low, high = float(e["min"]), float(e["max"])
+        target = Target("rating", e["scale"], e["label"], "", False, low, high)
+        phrases = tuple(normalise_text(p) for p in e["phrases"])
+        scales.append(_Scale(target, phrases, tuple(normalise_text(x) for x in e["exclude"])))
+    return tuple(scales)
+
+
+@cache
+def _rating_hint() -> re.Pattern[str]:
+    words = {p.split()[0] for s in _scales() for p in s.phrases}
+    return re.compile("|".join(sorted(words)))
+
+
+def _smoking_entries(kind: str) -> list[dict[str, Any]]:
+    return [dict(e) for e in load_table("smoking", ("type",)).entries if e["type"] == kind]
+
+
+@cache
+def _smoking_answers() -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
+    codes = {(e["system"], e["code"]): e for e in _smoking_entries("answer")}
+    texts = {normalise_text(e["text"]): e for e in _smoking_entries("text")}
+    return codes, texts
+
+
+def _rating_by_text(texts: list[str]) -> Target | None:
+    hint = _rating_hint()
+    for raw in texts:
+        if not hint.search(raw.lower()):
+            continue
+        text = normalise_text(raw)
+        for scale in _scales():
+            if any(p in text for p in scale.phrases):
+                rest = text
+                for p in scale.phrases:
+                    rest = rest.replace(p, " ")
+                if not any(x in " " + rest + " " for x in scale.exclude):
+                    return scale.target
+    return None
+
+
+def recognise(code: Any) -> tuple[Target | None, bool]:
+    """(what the CodeableConcept means, whether it carried any readable code or text)."""
+    if not isinstance(code, dict):
+        return None, False
+    texts: list[str] = []
+    readable = False
+    codings = code.get("coding")
+    table = _code_targets()
+    for coding in codings if isinstance(codings, list) else ():
+        if not isinstance(coding, dict):
+            continue
+        value = coding.get("code")
+        if isinstance(value, str) and value:
+            hit = table.get((system_of(coding), value))
+            if hit is not None:
+                return hit, True
+            readable = True
+        display = coding.get("display")
+        if isinstance(display, str) and display:
+            texts.append(display)
+    text = code.get("text")
+    if isinstance(text, str) and text:
+        texts.append(text)
+    return _rating_by_text(texts), readable or bool(texts)
+
+
+def report_time(resource: dict[str, Any]) -> tuple[datetime, bool] | str | None:
+    """The time of an Observation or DiagnosticReport in rulebook order (effectiveDateTime,
+    effectivePeriod.start, effectiveInstant, issued); ``None`` when absent, a problem when
+    unreadable."""
+    period = resource.get("effectivePeriod")
+    if "effectiveDateTime" in resource:
+        field, value = "effectiveDateTime", resource["effectiveDateTime"]
+    elif isinstance(period, dict) and "start" in period:
+        field, value = "effectivePeriod.start", period["start"]
+    elif "effectiveInstant" in resource:
+        field, value = "effectiveInstant", resource["effectiveInstant"]
+    elif "issued" in resource:
+        field, value = "issued", resource["issued"]
+    else:
+        return None
+    parsed = parse_datetime(value)
+    return parsed or f"{field} '{str(value)[:40]}' is not a full date or date-time"
+
+
+def _absent(holder: dict[str, Any], label: str) -> str:
+    for key in _VALUE_KEYS:
+        if key in holder:
+            return f"{label}: {key} is not a usable value"
+    dar = holder.get("dataAbsentReason")
+    if isinstance(dar, dict):
+        codings = dar.get("coding")
+        first = codings[0] if isinstance(codings, list) and codings else {}
+        why = first.get("code") if isinstance(first, dict) else None
+        why = why or dar.get("text")
+        return f"{label}: no value (dataAbsentReason: {why or 'unstated'})"
+    return f"{label}: no value"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _quantity(holder: dict[str, Any], label: str) -> tuple[float, list[str], str] | str:
+    """(number, candidate units, comparator) of a lab value, or the problem."""
+    q = holder.get("valueQuantity")
+    if q is not None:
+        if not isinstance(q, dict):
+            return f"{label}: valueQuantity is not an object"
+        number = _number(q.get("value"))
+        if number is None:
+            return f"{label}: valueQuantity has no numeric value"
+        units = []
+        code, unit = q.get("code"), q.get("unit")
+        if isinstance(code, str) and code and q.get("system") in (UCUM, None):
+            units.append(code)
+        if isinstance(unit, str) and unit.strip() and unit not in units:
+            units.append(unit)
+        comparator = q.get("comparator")
+        return number, units, comparator if isinstance(comparator, str) else ""
+    text = holder.get("valueString")
+    if isinstance(text, str):
+        match = _NUMBER_WITH_UNIT.fullmatch(text)
+        if match is None or not match.group(3):
+            return f"{label}: value '{text[:40]}' is not a number with a unit"
+        return float(match.group(2)), [match.group(3)], match.group(1) or ""
+    return _absent(holder, label)
+
+
+def _convert(concept: str, value: float, units: list[str]) -> tuple[float, str] | str:
+    problem = ""
+    for unit in units:
+        try:
+            return to_canonical(concept, value, unit), unit
+        except UnitError as exc:
+            problem = problem or str(exc)
+    return problem
+
+
+def _uln(holder: dict[str, Any], concept: str, value_unit: str) -> float | None:
+    """Lowest referenceRange.high among normal ranges, in the canonical unit (None if none)."""
+    ranges = holder.get("referenceRange")
+    best: float | None = None
+    for rr in ranges if isinstance(ranges, list) else ():
+        if not isinstance(rr, dict) or not isinstance(rr.get("high"), dict):
+            continue
+        kind = rr.get("type")
+        if kind is not None and not _is_normal_range(kind):
+            continue
+        high = rr["high"]
+        number = _number(high.get("value"))
+        if number is None:
+            continue
+        own = [u for u in (high.get("code"), high.get("unit")) if isinstance(u, str) and u]
+        converted = _convert(concept, number, own or [value_unit])
+        if isinstance(converted, tuple) and (best is None or converted[0] < best):
+            best = converted[0]
+    return best
+
+
+def _is_normal_range(kind: Any) -> bool:
+    codings = kind.get("coding") if isinstance(kind, dict) else None
+    codes = (
+        {c.get("code") for c in codings if isinstance(c, dict)}
+        if isinstance(codings, list)
+        else set()
+    )
+    return "normal" in codes
+
+
+def _lab(
+    holder: dict[str, Any], target: Target, ref: str, when: tuple[datetime, bool], out: Mapped
+) -> None:
+    concept, label = target.name, target.label
+    read = _quantity(holder, label)
+    if isinstance(read, str):
+        out.issue(ref, read)
+        return
+    value, units, comparator = read
+    if not units:
+        out.issue(ref, f"{label}: no unit")
+        return
+    if concept in _PERCENT_MEANS and unit_kind(units[0]) == "fraction":
+        concept = _PERCENT_MEANS[concept]
+    if value < 0:
+        out.issue(ref, f"{label}: negative value {value}")
+        return
+    converted = _convert(concept, value, units)
+    if isinstance(converted, str):
+        out.issue(ref, converted)
+        return
+    canonical, unit = converted
+    original = f"{comparator}{read[0]:g} {units[-1]}".strip()
+    out.labs.append(
+        LabResult(
+            ref=ref,
+            concept=concept,
+            value=canonical,
+            unit=canonical_unit(concept),
+            when=when[0],
+            date_only=when[1],
+            uln=_uln(holder, concept, unit),
+            original=original,
+            code=target.code,
+            fasting=target.fasting,
+        )
+    )
+
+
+def _smoking(holder: dict[str, Any], ref: str, when: tuple[datetime, bool], out: Mapped) -> None:
+    """Smoking status answer -> state (rulebook §6, §12; ``data/smoking.json``)."""
+    codes, texts = _smoking_answers()
+    answer = holder.get("valueCodeableConcept")
+    candidates: list[str] = []
+    if isinstance(answer, dict):
+        codings = answer.get("coding")
+        for coding in codings if isinstance(codings, list) else ():
+            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
+                entry = codes.get((system_of(coding), coding["code"]))
+                if entry is not None:
+                    return _add_smoking(out, ref, when, entry, entry["display"])
+                if isinstance(coding.get("display"), str):
+                    candidates.append(coding["display"])
+                candidates.append(coding["code"])
+        if isinstance(answer.get("text"), str):
+            candidates.insert(0, answer["text"])
+    elif isinstance(holder.get("valueString"), str):
+        candidates.append(holder["valueString"])
+    else:
+        out.issue(ref, _absent(holder, "smoking status"))
+        return
+    for text in candidates:
+        entry = texts.get(normalise_text(text))
+        if entry is not None:
+            return _add_smoking(out, ref, when, entry, text)
+    unknown = {"state": "unknown"}
+    return _add_smoking(out, ref, when, unknown, candidates[0] if candidates else "")
+
+
+def _add_smoking(
+    out: Mapped, ref: str, when: tuple[datetime, bool], entry: dict[str, Any], answer: str
+) -> None:
+    state: SmokingState = entry["state"]
+    e_cig = bool(entry.get("e_cigarette_only", False))
+    out.smoking.append(SmokingObservation(ref, when[0], state, answer, e_cig))
+
+
+def _rating(
+    holder: dict[str, Any], target: Target, ref: str, when: tuple[datetime, bool], out: Mapped
+) -> None:
+    """Rating-scale total (rulebook §10 criterion 4); outside the scale's range is an issue."""
+    q = holder.get("valueQuantity")
+    if isinstance(q, dict):
+        value = _number(q.get("value"))
+    elif "valueInteger" in holder:
+        value = _number(holder["valueInteger"])
+    elif isinstance(holder.get("valueString"), str):
+        match = _NUMBER_WITH_UNIT.fullmatch(holder["valueString"])
+        value = float(match.group(2)) if match and not match.group(1) else None
+    else:
+        out.issue(ref, _absent(holder, target.name))
+        return
+    if value is None or not target.low <= value <= target.high:
+        out.issue(
+            ref, f"{target.name}: score is not a number from {target.low:g} to {target.high:g}"
+        )
+        return
+    out.ratings.append(RatingScore(ref, target.name, value, when[0]))
+
+
+def _map_into(
+    resource: dict[str, Any], ref: str, out: Mapped, fallback: tuple[datetime, bool] | None
+) -> bool:
+    """Map one Observation into ``out``; False when it carried no readable code at all."""
+    status = resource.get("status")
+    if status in SKIPPED_STATUSES:
+        return True
+    target, readable = recognise(resource.get("code"))
+    parts: list[tuple[dict[str, Any], Target]] = [(resource, target)] if target else []
+    components = resource.get("component")
+    for component in components if isinstance(components, list) else ():
+        if isinstance(component, dict):
+            found, seen = recognise(component.get("code"))
+            readable = readable or seen
+            if found is not None:
+                parts.append((component, found))
+    if not parts:
+        return readable
+    labels = ", ".join(sorted({t.label for _, t in parts}))
+    if status not in USABLE_STATUSES:
+        out.issue(ref, f"{labels}: status '{status}' is not a usable result")
+        return True
+    when = report_time(resource)
+    if when is None:
+        when = fallback
+    if not isinstance(when, tuple):
+        out.issue(ref, f"{labels}: {when or 'no effective time or issued date'}")
+        return True
+    for holder, found in parts:
+        if found.kind == "lab":
+            _lab(holder, found, ref, when, out)
+        elif found.kind == "smoking":
+            _smoking(holder, ref, when, out)
+        else:
+            _rating(holder, found, ref, when, out)
+    return True
+
+
+def map_observation(resource: dict[str, Any], *, report: dict[str, Any] | None = None) -> Mapped:
+    """One Observation (with its components) -> labs, smoking status and rating scores.
+
+    ``report``: the DiagnosticReport that lists this Observation in ``result``, if known; its
+    time is used when the Observation has none (reports often carry the only time)."""
+    out = Mapped()
+    if not isinstance(resource, dict):
+        out.issue("Observation/(unreadable)", "Observation is not a JSON object")
+        return out
+    ref = reference("Observation", resource)
+    try:
+        when = report_time(report) if isinstance(report, dict) else None
+        if not _map_into(resource, ref, out, when if isinstance(when, tuple) else None):
+            out.unmapped.append(ref)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        out = Mapped()
+        out.issue(ref, f"malformed Observation ({type(exc).__name__})")
+    return out
+
+
+def map_diagnostic_report(resource: dict[str, Any]) -> Mapped:
+    """The contained results of a DiagnosticReport (``result`` "#id", and their ``hasMember``
+    "#id"), with the report's reference as evidence and the report's time when a result has
+    none. Results referenced by a literal reference are mapped on their own by the assembler."""
+    out = Mapped()
+    if not isinstance(resource, dict):
+        out.issue("DiagnosticReport/(unreadable)", "DiagnosticReport is not a JSON object")
+        return out
+    ref = reference("DiagnosticReport", resource)
+    try:
+        _map_report(resource, ref, out)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        out = Mapped()
+        out.issue(ref, f"malformed DiagnosticReport ({type(exc).__name__})")
+    return out
+
+
+def _local_refs(items: Any) -> list[str]:
+    refs = []
+    for item in items if isinstance(items, list) else ():
+        target = item.get("reference") if isinstance(item, dict) else None
+        if isinstance(target, str) and target.startswith("#"):
+            refs.append(target[1:])
+    return refs
+
+
+def _map_report(resource: dict[str, Any], ref: str, out: Mapped) -> None:
+    if resource.get("status") in SKIPPED_STATUSES:
+        return
+    contained = resource.get("contained")
+    observations = {
+        c["id"]: c
+        for c in (contained if isinstance(contained, list) else ())
+        if isinstance(c, dict)
+        and c.get("resourceType") == "Observation"
+        and isinstance(c.get("id"), str)
+    }
+    when = report_time(resource)
+    fallback = when if isinstance(when, tuple) else None
+    pending, seen, unreadable = _local_refs(resource.get("result")), set(), False
+    while pending:
+        local = pending.pop(0)
+        observation = observations.get(local)
+        if observation is None or local in seen:
+            continue
+        seen.add(local)
+        unreadable |= not _map_into(observation, ref, out, fallback)
+        pending.extend(_local_refs(observation.get("hasMember")))
+    if unreadable:
+        out.unmapped.append(ref)
