@@ -31,6 +31,7 @@ _VOLUME_ML = {"ml": 1.0, "milliliter": 1.0, "milliliters": 1.0, "millilitre": 1.
               "millilitres": 1.0, "l": 1000.0}  # fmt: skip
 _COUNT = frozenset({"1", "tab", "tabs", "tablet", "tablets", "tbl", "cap", "caps", "capsule",
                     "capsules", "each", "ea", "odt"})  # fmt: skip
+_PER_OTHER = frozenset({"hr", "h", "actuat", "g", "kg", "mg", "l", "d", "day", "dose", "spray"})
 _COUNT_WORD = re.compile(r"\b(tablets?|capsules?)\b", re.IGNORECASE)
 _STRENGTH = re.compile(
     r"(?<![\d.])(\d+(?:\.\d+)?)\s*(mg|mcg|µg|ug|g)\b(?:\s*/\s*(\d+(?:\.\d+)?)?\s*([a-z]+))?",
@@ -126,10 +127,11 @@ def strength_from_text(texts: Iterable[str]) -> Strength | None:
     for text in texts:
         for value, unit, den_value, den_unit in _STRENGTH.findall(text):
             mg = float(value) * _MASS_MG[unit.lower()]
-            if not den_unit:
-                per_unit.add(mg)
-            elif den_unit.lower() == "ml":
+            denominator = den_unit.lower()
+            if denominator == "ml":
                 per_ml.add(mg / float(den_value or 1))
+            elif denominator not in _PER_OTHER:  # "800 MG / trimethoprim": a second strength
+                per_unit.add(mg)
     if len(per_unit) + len(per_ml) != 1:
         return None
     return Strength(mg_per_unit=next(iter(per_unit), None), mg_per_ml=next(iter(per_ml), None))
