@@ -149,7 +149,7 @@ def fbc_text(point: FbcPoint) -> str:
 
 
 def _g(per_ul: float) -> str:
-    return f"{round(per_ul / 1000, 2):g}"
+    return f"{round(per_ul / 1000, 3):g}"
 
 
 def _missing_part(point: FbcPoint) -> str:
