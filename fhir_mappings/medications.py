@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Literal
 
 from fhir_mappings import timing
@@ -232,12 +232,11 @@ def recognise(resource: Resource, resolve: Resolver) -> Drug | None:
         elif system == "atc" and _is_antipsychotic_class(code, idx):
             unknown_ap = unknown_ap or code
     joined = " | ".join(texts)
-    for match in idx.names.finditer(joined):
-        term = _norm(match.group(0))
-        ingredients.update(dict.fromkeys(idx.by_term[term]))
-        labels.append(f"text:{term}")
+    text_names, text_labels = _text_hits(joined)
+    ingredients.update(dict.fromkeys(text_names))
+    labels.extend(text_labels)
     names = tuple(ingredients)
-    long_acting, interval = _long_acting(joined, names, idx)
+    long_acting, interval = _long_acting(joined, names)
     if strength is None:
         strength = _medication_strength(medication) or strength_from_text(texts)
     display = next((t for t in texts if t.strip()), labels[0] if labels else "medication")
@@ -259,9 +258,24 @@ def _is_antipsychotic_class(code: str, idx: _Index) -> bool:
     )
 
 
-def _long_acting(text: str, names: tuple[str, ...], idx: _Index) -> tuple[bool, float | None]:
+@lru_cache(maxsize=4096)
+def _text_hits(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Ingredients named in the text and their labels (cached: orders repeat their drugs)."""
+    idx = _index()
+    names: dict[str, None] = {}
+    labels: list[str] = []
+    for match in idx.names.finditer(text):
+        term = _norm(match.group(0))
+        names.update(dict.fromkeys(idx.by_term[term]))
+        labels.append(f"text:{term}")
+    return tuple(names), tuple(labels)
+
+
+@lru_cache(maxsize=4096)
+def _long_acting(text: str, names: tuple[str, ...]) -> tuple[bool, float | None]:
     """Long-acting injection named in the text, and its default interval (the shortest one
     any matching entry gives: the higher daily dose is the safer reading for §8)."""
+    idx = _index()
     found = False
     intervals: list[float] = []
     for match in idx.lai_names.finditer(text):
