@@ -10,7 +10,9 @@ current course:
   risk window ends (day 33), whichever is later; a drafted order that starts a course needs its
   baseline, drawn before the first dose.
 - ``myocarditis-watch`` / ``myocarditis-stop``: the latest troponin against the assay's upper
-  limit of normal (ULN) and the latest CRP against 50 / 100 mg/L.
+  limit of normal (ULN) and the latest CRP against 50 / 100 mg/L. After the monitoring period
+  only results from the last ``myocarditis.result_max_age_days`` (policy) are graded, and the
+  detail says that a late result has other likely causes.
 
 A troponin whose ULN is neither reported nor known for its assay is never graded as normal: it
 is reported as a watch finding that says the ULN is unknown.
@@ -65,14 +67,26 @@ def evaluate_myocarditis(
     if course is None:
         return []
     labs = course_labs(record, course, ctx)
+    draws = schedule(course, labs, ctx)
     findings: list[Finding] = []
-    due = _monitoring_due(course, labs, ctx)
-    if due is not None:
-        findings.append(due)
-    threshold = _threshold_finding(course, labs, ctx)
+    in_period = bool(draws) and ctx.as_of <= _horizon(course, draws, ctx)
+    if in_period:
+        due = _monitoring_due(course, draws, labs, ctx)
+        if due is not None:
+            findings.append(due)
+    threshold = _threshold_finding(course, _gradable(labs, in_period, ctx), ctx)
     if threshold is not None:
         findings.append(threshold)
     return findings
+
+
+def _gradable(labs: list[LabResult], in_period: bool, ctx: RuleContext) -> list[LabResult]:
+    """During the monitoring period every result counts; after it, only recent ones, so that
+    one old abnormal result does not raise a card for the rest of the course (policy)."""
+    if in_period:
+        return labs
+    first = ctx.as_of - timedelta(days=ctx.rules.days("myocarditis.result_max_age_days"))
+    return [lab for lab in labs if lab.day >= first]
 
 
 def course_labs(record: PatientRecord, course: Course, ctx: RuleContext) -> list[LabResult]:
@@ -121,10 +135,9 @@ def _label(draw: Draw) -> str:
     return "baseline" if draw.day == 0 else f"day-{draw.day}"
 
 
-def _monitoring_due(course: Course, labs: list[LabResult], ctx: RuleContext) -> Finding | None:
-    draws = schedule(course, labs, ctx)
-    if not draws or ctx.as_of > _horizon(course, draws, ctx):
-        return None
+def _monitoring_due(
+    course: Course, draws: list[Draw], labs: list[LabResult], ctx: RuleContext
+) -> Finding | None:
     missed = [
         d
         for d in draws
@@ -183,10 +196,12 @@ def _due_finding(
         f"- {_label(d)} ({d.target}, window {d.opens} to {d.closes}): {_status(d, ctx)}"
         for d in draws
     ]
+    days = [str(d.day) for d in draws if d.day > 0]
+    plan = ", ".join(days[:-1]) + f" and {days[-1]}" if len(days) > 1 else "".join(days)
     detail = (
-        "Myocarditis monitoring for the first 4 weeks of a clozapine course: troponin (I or T) "
-        "and CRP at baseline and on days 7, 14, 21 and 28. A draw counts only when both tests "
-        "fall inside its window.\n" + "\n".join(lines) + "\n" + _risk_text(course, ctx)
+        "Myocarditis monitoring in the first weeks of a clozapine course: troponin (I or T) "
+        f"and CRP at baseline and on days {plan}. A draw counts only when both tests fall "
+        "inside its window.\n" + "\n".join(lines) + "\n" + _risk_text(course, ctx)
     )
     return Finding(
         code="myocarditis-monitoring-due",
@@ -211,8 +226,9 @@ def _status(draw: Draw, ctx: RuleContext) -> str:
 def _risk_text(course: Course, ctx: RuleContext) -> str:
     r = ctx.rules
     day = (ctx.as_of - course.start).days
+    today = f"Today is course day {day}." if day >= 0 else f"The course starts in {-day} days."
     return (
-        f"Today is course day {day}. Myocarditis usually starts on days "
+        f"{today} Myocarditis usually starts on days "
         f"{r.days('myocarditis.risk_window.onset_first_day')}-"
         f"{r.days('myocarditis.risk_window.onset_last_day')}, most often days "
         f"{r.days('myocarditis.risk_window.peak_first_day')}-"
@@ -222,6 +238,16 @@ def _risk_text(course: Course, ctx: RuleContext) -> str:
 
 
 # --- thresholds ----------------------------------------------------------------------------
+
+
+def _late_note(course: Course, abnormal: list[Grade], ctx: RuleContext) -> str:
+    last_day = ctx.rules.days("myocarditis.risk_window.onset_last_day")
+    if all((g.lab.day - course.start).days <= last_day for g in abnormal):
+        return ""
+    return (
+        f" A result after day {last_day} is outside the usual risk window: consider other "
+        "causes too (an infection raises CRP, and inflammation raises clozapine levels)."
+    )
 
 
 def _exact(value: float) -> float:
@@ -329,8 +355,9 @@ def _threshold_finding(course: Course, labs: list[LabResult], ctx: RuleContext) 
             "the titration; stop clozapine if troponin rises above 2 x ULN or CRP above "
             "100 mg/L."
         )
+    late = _late_note(course, abnormal, ctx)
     detail = (
-        "\n".join(f"- {g.text}" for g in grades) + "\n" + action + "\n" + _risk_text(course, ctx)
+        "\n".join(f"- {g.text}" for g in grades) + f"\n{action}\n{_risk_text(course, ctx)}{late}"
     )
     paths = [p for g in grades for p in g.paths] + ["myocarditis.repeat_every_days"]
     return Finding(

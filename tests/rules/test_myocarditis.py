@@ -217,6 +217,24 @@ def test_results_before_the_course_lookback_do_not_count() -> None:
     assert threshold(run(day(3), crp("Observation/c1", 150, day(-7)))) is not None
 
 
+@pytest.mark.parametrize(("taken", "graded"), [(171, False), (172, True)])
+def test_after_the_monitoring_period_only_recent_results_are_graded(
+    taken: int, graded: bool
+) -> None:
+    found = threshold(run(day(200), crp("Observation/c1", 120, day(taken))))
+    assert (found is not None) is graded
+    if found is not None:
+        assert found.code == "myocarditis-stop"
+        assert "outside the usual risk window" in found.detail
+
+
+def test_during_the_monitoring_period_the_latest_result_always_counts() -> None:
+    found = threshold(run(day(33), crp("Observation/c1", 120, day(1))))
+    assert found is not None and found.code == "myocarditis-stop"
+    assert "outside the usual risk window" not in found.detail
+    assert threshold(run(day(34), crp("Observation/c1", 120, day(1)))) is None
+
+
 def test_no_clozapine_no_findings() -> None:
     record = PatientRecord(patient="Patient/p1", labs=(crp("Observation/c1", 150, day(1)),))
     ctx = RuleContext(as_of=day(2), profile="us-fda", rules=default_ruleset())
