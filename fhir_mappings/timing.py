@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from fhir_mappings.codetables import load_table
@@ -46,8 +46,11 @@ class FhirDate:
 
 def parse_date(value: Any) -> FhirDate | None:
     """Read a FHIR ``date`` or ``dateTime``; ``None`` for anything else (never raises)."""
-    if not isinstance(value, str):
-        return None
+    return _parse_date(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=8192)
+def _parse_date(value: str) -> FhirDate | None:
     match = _DATE.match(value.strip())
     if match is None:
         return None
