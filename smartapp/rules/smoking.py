@@ -27,7 +27,7 @@ from smartapp.rules.levels import course_levels
 from smartapp.rules.ruleset import RuleContext
 
 LEVEL: tuple[LabAction, ...] = ("clozapine-level",)
-S = "smoking"
+SHOWN = 3
 
 
 @dataclass(frozen=True)
@@ -92,9 +92,9 @@ def _level_plan(
     due = change.after.day + timedelta(days=ctx.rules.days("smoking.level_after_days"))
     since = course_levels(record, max(course.start, change.after.day), ctx.as_of, "clozapine")
     settled = [lab for lab in since if lab.day >= due]
-    shown = "; ".join(f"{lab.value:g} ng/mL on {lab.day} ({lab.ref})" for lab in since)
+    shown = "; ".join(f"{lab.value:g} ng/mL on {lab.day} ({lab.ref})" for lab in since[-SHOWN:])
     text = (
-        f"Clozapine levels since the change: {shown}."
+        f"Latest clozapine levels since the change: {shown}."
         if since
         else ("No clozapine level since the change.")
     )
@@ -143,7 +143,12 @@ def _finding(change: Change, course: Course, record: PatientRecord, ctx: RuleCon
             f"again. {levels_text}"
         )
         paths = ["smoking.level_after_days", "smoking.lookback_days"]
-    evidence = [change.before.ref, change.after.ref, change.latest.ref, *(lab.ref for lab in since)]
+    evidence = [
+        change.before.ref,
+        change.after.ref,
+        change.latest.ref,
+        *(lab.ref for lab in since[-SHOWN:]),
+    ]
     return Finding(
         code=code,
         severity="warning",
