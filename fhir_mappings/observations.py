@@ -53,7 +53,9 @@ _VALUE_KEYS = (
     "valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean", "valueInteger",
     "valueRange", "valueRatio", "valueSampledData", "valueTime", "valueDateTime", "valuePeriod",
 )  # fmt: skip
-_NUMBER_WITH_UNIT = re.compile(r"\s*(<=|>=|<|>)?\s*([0-9]+(?:\.[0-9]+)?)\s*(\S.*?)?\s*$")
+_NUMBER_WITH_UNIT = re.compile(
+    r"\s*(<=|>=|<|>)?\s*([0-9]+(?:\.[0-9]+)?)(?:(?:\s+|(?=[^0-9.\s]))(\S.*?))?\s*"
+)
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 
@@ -411,7 +413,11 @@ def _map_into(
     status = resource.get("status")
     if status in SKIPPED_STATUSES:
         return True
-    target, readable = recognise(resource.get("code"))
+    code = resource.get("code")
+    if code is not None and not isinstance(code, dict):
+        out.issue(ref, "Observation.code is not a CodeableConcept")
+        return True
+    target, readable = recognise(code)
     parts: list[tuple[dict[str, Any], Target]] = [(resource, target)] if target else []
     components = resource.get("component")
     for component in components if isinstance(components, list) else ():
