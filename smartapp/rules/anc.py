@@ -35,6 +35,7 @@ from smartapp.rules.anc_values import (
     evidence_of,
     is_ben,
     mean_value,
+    missing_context,
     normal_min,
 )
 from smartapp.rules.courses import ClozapineHistory, Course
@@ -124,9 +125,9 @@ def evaluate_anc_us(
     schedule = run_schedule(monitored, course.start, ben, mean_value(baseline), ctx.rules)
     if schedule is None:
         frequency, _ = us_phase(weeks_since(course.start, ctx.as_of), ctx.rules)
-        before = describe(series[-1]) if series else None
+        context = missing_context(record, "ANC", describe(series[-1]) if series else None)
         return unmonitored(
-            findings, "ANC", before, course, frequency, ben, ctx.rules, ctx.as_of, ACTIONS
+            findings, "ANC", context, course, frequency, ben, ctx.rules, ctx.as_of, ACTIONS
         )
     latest = monitored[-1]
     next_due = schedule.next_due

@@ -271,20 +271,20 @@ def due_finding(
 def missing_finding(
     test: str,
     course: Course,
-    before: str | None,
+    context: str,
     rules: Ruleset,
     as_of: date,
     actions: tuple[LabAction, ...],
 ) -> Finding:
     """``anc-missing`` (critical): on clozapine with no count in the current course. A count
-    from before the course (other than its baseline) says nothing about this course."""
-    earlier = f" The last {test} on record, {before}, predates this course." if before else ""
+    from before the course (other than its baseline) says nothing about this course.
+    ``context`` adds sentences on earlier counts or data that could not be retrieved."""
     return Finding(
         code="anc-missing",
         severity="critical",
         summary=f"On clozapine since {course.start} with no {test} in this course: order one now",
         detail=f"The current clozapine course started on {course.start} and no {test} has been "
-        f"recorded since, nor in the baseline window before it.{earlier} Missing monitoring is "
+        f"recorded since, nor in the baseline window before it.{context} Missing monitoring is "
         f"never read as normal: order an {test} now.",
         source=rules.cite("anc.missing.no_anc_is_critical", "anc.baseline.recency_days"),
         evidence=course.evidence,
@@ -355,7 +355,7 @@ def restart_finding(
 def unmonitored(
     findings: list[Finding],
     test: str,
-    before: str | None,
+    context: str,
     course: Course,
     frequency: str,
     ben_table: bool,
@@ -367,7 +367,7 @@ def unmonitored(
     unless a baseline finding already says so; never a category, never "not due"."""
     proposed_only = all(m.proposed for m in course.exposures)
     if not any(f.code == "anc-baseline-missing" for f in findings):
-        findings.append(missing_finding(test, course, before, rules, as_of, actions))
+        findings.append(missing_finding(test, course, context, rules, as_of, actions))
     return findings, AncSummary(
         threshold_set="ben" if ben_table else "general",
         category="unknown",

@@ -10,8 +10,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
@@ -175,14 +174,15 @@ def fbc_series(record: PatientRecord, as_of: date) -> list[FbcPoint]:
     return [FbcPoint(t, wbcs.get(t), neutrophils.get(t)) for t in times]
 
 
-def as_anc(point: FbcPoint) -> LabResult | None:
-    """The neutrophil count of a point as an ANC result (for the summary)."""
-    n = point.neutrophils
-    return None if n is None else replace(n, unit=ANC_UNIT)
-
-
-def group_by_day(results: list[LabResult]) -> dict[date, list[LabResult]]:
-    days: dict[date, list[LabResult]] = defaultdict(list)
-    for r in results:
-        days[r.day].append(r)
-    return dict(days)
+def missing_context(record: PatientRecord, test: str, last_before: str | None) -> str:
+    """Sentences for ``anc-missing``: the last count before the course, and any query that
+    failed (the count may exist in the EHR without having reached us)."""
+    text = (
+        f" The last {test} on record, {last_before}, predates this course." if last_before else ""
+    )
+    if record.unavailable:
+        failed = ", ".join(dict.fromkeys(record.unavailable))
+        text += (
+            f" Some data could not be retrieved ({failed}): a recent {test} may not have been seen."
+        )
+    return text

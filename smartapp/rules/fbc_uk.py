@@ -29,7 +29,7 @@ from smartapp.rules.anc_schedule import (
     unmonitored,
     weeks_since,
 )
-from smartapp.rules.anc_values import FbcPoint, fbc_series, is_ben
+from smartapp.rules.anc_values import FbcPoint, fbc_series, is_ben, missing_context
 from smartapp.rules.courses import ClozapineHistory, Course
 from smartapp.rules.findings import AncLatest, AncSummary, Finding, LabAction, Severity
 from smartapp.rules.ruleset import RuleContext, Ruleset
@@ -188,9 +188,9 @@ def evaluate_fbc_uk(
     schedule = run_uk_schedule(monitored, course.start, t, ctx.rules)
     if schedule is None:
         frequency, _ = uk_phase(weeks_since(course.start, ctx.as_of), ctx.rules)
-        before = fbc_text(points[-1]) if points else None
+        context = missing_context(record, "FBC", fbc_text(points[-1]) if points else None)
         return unmonitored(
-            findings, "FBC", before, course, frequency, t.ben, ctx.rules, ctx.as_of, ACTIONS
+            findings, "FBC", context, course, frequency, t.ben, ctx.rules, ctx.as_of, ACTIONS
         )
     latest = monitored[-1]
     if not any(f.code.startswith("anc-baseline") for f in findings):

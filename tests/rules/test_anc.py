@@ -387,3 +387,15 @@ def test_not_on_clozapine_gets_no_findings_but_a_summary() -> None:
     assert summary.next_due is None and not summary.overdue
     stopped = (cloz(start=date(2025, 1, 1), end=date(2025, 6, 1)),)
     assert run((), stopped) == ([], AncSummary("general", "unknown"))
+
+
+def test_missing_anc_says_when_lab_data_could_not_be_retrieved() -> None:
+    record = PatientRecord(
+        patient="Patient/p1",
+        medications=(cloz(),),
+        unavailable=("Observation?category=laboratory",),
+    )
+    ctx = RuleContext(as_of=AS_OF, profile="us-fda", rules=default_ruleset())
+    findings, _ = evaluate_anc(record, clozapine_history(record, ctx), ctx)
+    f = only(findings, "anc-missing")
+    assert "could not be retrieved (Observation?category=laboratory)" in f.detail
