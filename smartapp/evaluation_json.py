@@ -65,7 +65,7 @@ def _trial(t: TrialAssessment) -> dict[str, Any]:
         "weeks_at_adequate_dose": round(t.weeks_at_adequate_dose, 1),
         "max_daily_dose_mg": _number(t.max_daily_dose_mg),
         "cpz_equivalent_mg": _number(t.cpz_equivalent_mg),
-        "adherence": None if t.adherence is None else round(t.adherence, 2),
+        "adherence": None if t.adherence is None else round(t.adherence, 3),
         "adequate": t.adequate,
         "dose_adequate": t.dose_adequate,
         "duration_adequate": t.duration_adequate,

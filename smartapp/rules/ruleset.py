@@ -93,9 +93,9 @@ class Ruleset:
             current = self.param(path)
             if not current.policy:
                 raise RulesetError(f"{path!r} is a published rule, not a policy setting")
-            if type(value) is not type(current.value) and not (
-                isinstance(value, int | float) and isinstance(current.value, int | float)
-            ):
+            unset = current.value is None  # a policy left for local configuration
+            numeric = isinstance(value, int | float) and isinstance(current.value, int | float)
+            if not unset and type(value) is not type(current.value) and not numeric:
                 raise RulesetError(f"override for {path!r} has the wrong type")
             params[path] = Parameter(path, value, "local", "local policy override", True)
         sources = {**self.sources, "local": "Local policy (configuration override)"}
