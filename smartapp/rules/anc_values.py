@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
@@ -65,16 +66,21 @@ def _upto(results: list[LabResult], as_of: date) -> list[LabResult]:
     return [r for r in results if r.day <= as_of]
 
 
-def derived_ancs(record: PatientRecord, as_of: date) -> list[LabResult]:
+def derived_ancs(
+    record: PatientRecord, as_of: date, reported: Collection[datetime] = ()
+) -> list[LabResult]:
     """ANC = WBC × (neutrophil % + band %) / 100 at each specimen time that has a WBC and a
-    neutrophil percentage (rulebook §2.6, L6). Bands are added when reported."""
-    wbcs = _by_time(record, "wbc", as_of)
+    neutrophil percentage but no ``reported`` count (rulebook §2.6, L6). Bands are added
+    when reported."""
     neutrophils = _by_time(record, "neutrophil-pct", as_of)
+    if not neutrophils:
+        return []
+    wbcs = _by_time(record, "wbc", as_of)
     bands = _by_time(record, "band-pct", as_of)
     derived: list[LabResult] = []
     for when, neut in neutrophils.items():
         wbc = wbcs.get(when)
-        if wbc is None:
+        if wbc is None or when in reported:
             continue
         band = bands.get(when)
         percent = neut.value + (band.value if band is not None else 0.0)
@@ -98,9 +104,8 @@ def anc_series(record: PatientRecord, as_of: date) -> list[LabResult]:
     """All ANC values up to ``as_of``, oldest first: reported counts, and derived ones for
     specimen times without a reported count (a reported count is preferred)."""
     reported = _lowest_per_time(_upto(record.labs_of("anc"), as_of))
-    times = {r.when for r in reported}
-    derived = [d for d in derived_ancs(record, as_of) if d.when not in times]
-    return sorted(reported + derived, key=lambda r: (r.when, r.ref))
+    derived = derived_ancs(record, as_of, {r.when for r in reported})
+    return sorted(reported + derived, key=lambda r: (r.when, r.ref)) if derived else reported
 
 
 def normal_min(ben: bool, rules: Ruleset) -> float:
