@@ -3,16 +3,14 @@ neutrophil count on its own, the UK schedule, local BEN thresholds and the start
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
-from importlib import resources
 from typing import Any
 
 import pytest
 
 from smartapp.domain import LabResult
 from smartapp.rules.findings import AncSummary, Finding
-from smartapp.rules.ruleset import Ruleset, default_ruleset, parse_ruleset
+from smartapp.rules.ruleset import Ruleset, default_ruleset
 from tests.rules.test_anc import AS_OF, cloz, codes, lab, only, run
 
 DAY = AS_OF - timedelta(days=1)
@@ -150,16 +148,8 @@ def test_uk_start_with_a_part_missing_is_baseline_missing() -> None:
 
 
 def ben_rules(values: dict[str, float]) -> Ruleset:
-    folder = resources.files("smartapp.rules") / "data"
-    manifest = json.loads((folder / "ruleset.json").read_text(encoding="utf-8"))
-    parts = {
-        e.name: json.loads(e.read_text(encoding="utf-8"))
-        for e in folder.iterdir()
-        if e.name.endswith(".json") and e.name != "ruleset.json"
-    }
-    for key, value in values.items():
-        parts["anc_uk.json"]["anc_uk"]["ben"][key]["value"] = value
-    return parse_ruleset(manifest, parts)
+    """Local BEN thresholds as a site would configure them (policy overrides)."""
+    return default_ruleset().with_overrides({f"anc_uk.ben.{k}": v for k, v in values.items()})
 
 
 def test_ben_without_local_thresholds_uses_the_general_ones_and_says_so() -> None:
