@@ -1,5 +1,6 @@
-"""ANC monitoring schedule, US profile: phase frequency, the neutropenia episode state machine
-and the next due date (rulebook §2.2–§2.4, L1 Tables 1–2).
+"""ANC monitoring schedule: the US phase frequency, the neutropenia episode state machine and
+the next due date (rulebook §2.2–§2.4, L1 Tables 1–2), and the schedule facts both profiles
+share (due soon, overdue, missing, baseline missing, restart; rulebook §1, §2.1, §2.2).
 
 The phase interval is counted at the date of the latest ANC (weeks since the current course
 started): the interval that applies after that result. Near a phase change this gives the

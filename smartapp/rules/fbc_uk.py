@@ -282,13 +282,15 @@ def _colour_finding(
         f"{schedule.next_due}. Week {weeks:.1f} of the course that started on {course.start}."
         f"{_missing_part(latest)}{t.note}"
     )
+    summary = f"FBC {c} ({fbc_text(latest)}): {action}"
+    if c == "green":
+        summary = (
+            f"FBC green ({fbc_text(latest)}): next by {schedule.next_due} ({schedule.frequency})"
+        )
     return Finding(
         code=code,
         severity=severity,
-        summary=f"FBC {c} ({fbc_text(latest)}): {action}"
-        if c != "green"
-        else f"FBC green ({fbc_text(latest)}): next FBC by {schedule.next_due} "
-        f"({schedule.frequency})",
+        summary=summary,
         detail=detail,
         source=ctx.rules.cite(*t.paths, *schedule.citations),
         evidence=tuple(dict.fromkeys(latest.evidence + (ben_refs if t.note or t.ben else ()))),
