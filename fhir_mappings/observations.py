@@ -233,14 +233,14 @@ def _absent(holder: dict[str, Any], label: str) -> str:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if type(value) is not float and type(value) is not int:  # bool is not a number here
         return None
     number = float(value)
     return number if math.isfinite(number) else None
 
 
 def _quantity(holder: dict[str, Any], label: str) -> tuple[float, list[str], str] | str:
-    """(number, candidate units, comparator) of a lab value, or the problem."""
+    """(number, candidate units, original text) of a lab value, or the problem."""
     q = holder.get("valueQuantity")
     if q is not None:
         if not isinstance(q, dict):
@@ -255,13 +255,14 @@ def _quantity(holder: dict[str, Any], label: str) -> tuple[float, list[str], str
         if isinstance(unit, str) and unit.strip() and unit not in units:
             units.append(unit)
         comparator = q.get("comparator")
-        return number, units, comparator if isinstance(comparator, str) else ""
+        prefix = comparator if isinstance(comparator, str) else ""
+        return number, units, f"{prefix}{q['value']} {units[-1] if units else ''}".strip()
     text = holder.get("valueString")
     if isinstance(text, str):
         match = _NUMBER_WITH_UNIT.fullmatch(text)
         if match is None or not match.group(3):
             return f"{label}: value '{text[:40]}' is not a number with a unit"
-        return float(match.group(2)), [match.group(3)], match.group(1) or ""
+        return float(match.group(2)), [match.group(3)], text.strip()
     return _absent(holder, label)
 
 
@@ -314,7 +315,7 @@ def _lab(
     if isinstance(read, str):
         out.issue(ref, read)
         return
-    value, units, comparator = read
+    value, units, original = read
     if not units:
         out.issue(ref, f"{label}: no unit")
         return
@@ -328,7 +329,6 @@ def _lab(
         out.issue(ref, converted)
         return
     canonical, unit = converted
-    original = f"{comparator}{read[0]:g} {units[-1]}".strip()
     out.labs.append(
         LabResult(
             ref=ref,
@@ -396,14 +396,18 @@ def _rating(
         match = _NUMBER_WITH_UNIT.fullmatch(holder["valueString"])
         value = float(match.group(2)) if match and not match.group(1) else None
     else:
-        out.issue(ref, _absent(holder, target.name))
+        out.issue(ref, _absent(holder, target.label))
         return
     if value is None or not target.low <= value <= target.high:
         out.issue(
-            ref, f"{target.name}: score is not a number from {target.low:g} to {target.high:g}"
+            ref, f"{target.label}: score is not a number from {target.low:g} to {target.high:g}"
         )
         return
     out.ratings.append(RatingScore(ref, target.name, value, when[0]))
+
+
+def _labels(parts: list[tuple[dict[str, Any], Target]]) -> str:
+    return ", ".join(sorted({target.label for _, target in parts}))
 
 
 def _map_into(
@@ -428,15 +432,14 @@ def _map_into(
                 parts.append((component, found))
     if not parts:
         return readable
-    labels = ", ".join(sorted({t.label for _, t in parts}))
     if status not in USABLE_STATUSES:
-        out.issue(ref, f"{labels}: status '{status}' is not a usable result")
+        out.issue(ref, f"{_labels(parts)}: status '{status}' is not a usable result")
         return True
     when = report_time(resource)
     if when is None:
         when = fallback
     if not isinstance(when, tuple):
-        out.issue(ref, f"{labels}: {when or 'no effective time or issued date'}")
+        out.issue(ref, f"{_labels(parts)}: {when or 'no effective time or issued date'}")
         return True
     for holder, found in parts:
         if found.kind == "lab":

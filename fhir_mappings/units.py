@@ -169,9 +169,7 @@ def _conversion(concept: str, unit: str) -> tuple[float, float] | str:
 
 
 def _tidy(value: float) -> float:
-    if value == 0 or not math.isfinite(value):
-        return value
-    return round(value, SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(abs(value))))
+    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
 
 
 def to_canonical(concept: str, value: float, unit: str) -> float:

@@ -534,7 +534,15 @@ def test_rating_from_value_quantity() -> None:
 def test_rating_out_of_range_or_not_a_number_is_an_issue(text: str, value: Any) -> None:
     mapped = map_observation(rating(text, value))
     assert mapped.ratings == []
-    assert len(mapped.issues) == 1
+    [issue] = mapped.issues
+    assert issue.problem.endswith("score is not a number from " + {"PANSS": "30 to 210",
+        "CGI-S": "1 to 7", "BPRS": "0 to 168"}[text])  # fmt: skip
+
+
+def test_rating_without_value_is_an_issue() -> None:
+    resource = rating("PANSS total")
+    del resource["valueInteger"]
+    assert problems(map_observation(resource)) == ["PANSS total: no value"]
 
 
 # --- malformed input ----------------------------------------------------------------------
