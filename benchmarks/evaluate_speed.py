@@ -62,12 +62,19 @@ def main() -> None:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     ratio = statistics.median(ours) / statistics.median(base)
-    print(f"patient: {len(text) / 1e6:.2f} MB, " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+    print(
+        f"patient: {len(text) / 1e6:.2f} MB, "
+        + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+    )
     print(f"json.loads          median {statistics.median(base) * 1e3:8.2f} ms")
-    print(f"smartapp evaluate   median {statistics.median(ours) * 1e3:8.2f} ms "
-          f"(min {min(ours) * 1e3:.2f}, max {max(ours) * 1e3:.2f})")
-    print(f"ratio               {ratio:8.2f} x json.loads (target < {TARGET_RATIO:.0f} x): "
-          + ("MEETS TARGET" if ratio < TARGET_RATIO else "MISSES TARGET"))
+    print(
+        f"smartapp evaluate   median {statistics.median(ours) * 1e3:8.2f} ms "
+        f"(min {min(ours) * 1e3:.2f}, max {max(ours) * 1e3:.2f})"
+    )
+    print(
+        f"ratio               {ratio:8.2f} x json.loads (target < {TARGET_RATIO:.0f} x): "
+        + ("MEETS TARGET" if ratio < TARGET_RATIO else "MISSES TARGET")
+    )
     print(f"peak memory         {peak / 1e6:8.1f} MB (tracemalloc, one evaluation)")
     print(f"as_of {as_of.isoformat() if isinstance(as_of, date) else as_of}")
 

@@ -42,8 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--as-of", type=_iso_date, default=None, help="evaluation date (default today)")
     ev.add_argument("--profile", choices=PROFILES, default="us-fda")
     ev.add_argument("--format", choices=("json", "text"), default="json")
-    ev.add_argument("--cpz-method", choices=CPZ_METHODS, default="gardner-2010",
-                    help="chlorpromazine-equivalence method for TRS trials")
+    ev.add_argument(
+        "--cpz-method",
+        choices=CPZ_METHODS,
+        default="gardner-2010",
+        help="chlorpromazine-equivalence method for TRS trials",
+    )
     return parser
 
 

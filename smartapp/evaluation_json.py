@@ -112,8 +112,11 @@ def to_text(ev: Evaluation) -> str:
         + (f", course from {c.course_start}, week {c.weeks_on_treatment}" if c.course_start else "")
         + (f", {_number(c.daily_dose_mg)} mg/day" if c.daily_dose_mg is not None else ""),
         f"ANC ({a.threshold_set} table): {a.category}"
-        + (f", latest {_number(a.latest.value)} {a.latest.unit} on {a.latest.date}" if a.latest
-           else ", no result")
+        + (
+            f", latest {_number(a.latest.value)} {a.latest.unit} on {a.latest.date}"
+            if a.latest
+            else ", no result"
+        )
         + (f", next due {a.next_due}" + (" (OVERDUE)" if a.overdue else "") if a.next_due else ""),
         f"TRS: {ev.trs.status} ({len(ev.trs.trials)} trial(s) assessed)",
         "",

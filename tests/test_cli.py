@@ -20,8 +20,10 @@ def write(tmp_path: Path, data: Any, name: str = "in.json") -> Path:
 
 @pytest.fixture
 def good(tmp_path: Path) -> Path:
-    return write(tmp_path, bundle(patient(), clozapine_order("m1", "2026-01-01"),
-                                  anc("o1", "2026-02-25", 1.2)))
+    return write(
+        tmp_path,
+        bundle(patient(), clozapine_order("m1", "2026-01-01"), anc("o1", "2026-02-25", 1.2)),
+    )
 
 
 def test_good_bundle_json(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,12 +56,15 @@ def test_uk_profile(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "fbc-red" in [f["code"] for f in out["findings"]]
 
 
-@pytest.mark.parametrize("content, message", [
-    (bundle(), "no patient data"),
-    ("this is not json", "not JSON"),
-    ({"resourceType": "Patient", "id": "p1"}, "not a Bundle"),
-    (bundle(patient("a"), anc("o1", "2026-02-01", 1.2, pid="b")), "2 patients"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (bundle(), "no patient data"),
+        ("this is not json", "not JSON"),
+        ({"resourceType": "Patient", "id": "p1"}, "not a Bundle"),
+        (bundle(patient("a"), anc("o1", "2026-02-01", 1.2, pid="b")), "2 patients"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: Any, message: str
 ) -> None:
@@ -70,11 +75,14 @@ def test_bad_input_exits_2_with_one_line(
     assert captured.err.count("\n") == 1
 
 
-@pytest.mark.parametrize("argv", [
-    ["evaluate", "x.json", "--as-of", "yesterday"],
-    ["evaluate", "x.json", "--profile", "eu"],
-    ["frobnicate"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evaluate", "x.json", "--as-of", "yesterday"],
+        ["evaluate", "x.json", "--profile", "eu"],
+        ["frobnicate"],
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -86,8 +94,12 @@ def test_bad_arguments_exit_2_with_one_line(
 
 def test_console_script_never_prints_a_traceback(tmp_path: Path) -> None:
     path = write(tmp_path, "[1, 2, 3]")
-    run = subprocess.run([sys.executable, "-m", "smartapp", "evaluate", str(path)],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "smartapp", "evaluate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
     assert run.stderr.startswith("smartapp: ")

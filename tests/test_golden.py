@@ -24,8 +24,14 @@ INDEX: list[dict[str, Any]] = json.loads((PATIENTS / "index.json").read_text(enc
 
 
 def run_evaluate(entry: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    argv = ["evaluate", str(PATIENTS / f"{entry['name']}.json"), "--as-of", entry["as_of"],
-            "--profile", entry["profile"]]
+    argv = [
+        "evaluate",
+        str(PATIENTS / f"{entry['name']}.json"),
+        "--as-of",
+        entry["as_of"],
+        "--profile",
+        entry["profile"],
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     result: dict[str, Any] = json.loads(capsys.readouterr().out)
     return result
@@ -42,8 +48,9 @@ def test_golden(entry: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> No
 
 
 @pytest.mark.parametrize("entry", INDEX, ids=[e["name"] for e in INDEX])
-def test_designed_codes_are_produced(entry: dict[str, Any],
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_designed_codes_are_produced(
+    entry: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     codes = {f["code"] for f in run_evaluate(entry, capsys)["findings"]}
     missing = set(entry["expected_codes"]) - codes
     assert not missing, f"{entry['name']} should produce {sorted(missing)}"

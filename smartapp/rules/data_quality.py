@@ -50,8 +50,7 @@ def _unmapped(record: PatientRecord, ctx: RuleContext) -> list[Finding]:
         Finding(
             code="data-unmapped",
             severity=ctx.rules.value(severity),
-            summary=f"{len(refs)} resource(s) could not be read and were left out of the "
-            "decision",
+            summary=f"{len(refs)} resource(s) could not be read and were left out of the decision",
             detail="Each was excluded rather than guessed; check them in the chart:\n"
             + _listing(problems),
             source=ctx.rules.cite(severity),

@@ -83,8 +83,9 @@ def evaluate(
         raise ValueError(f"unknown profile {profile!r}")
     if cpz_method not in CPZ_METHODS:
         raise ValueError(f"unknown chlorpromazine-equivalence method {cpz_method!r}")
-    ctx = RuleContext(as_of=as_of, profile=profile, rules=rules or default_ruleset(),
-                      cpz_method=cpz_method)
+    ctx = RuleContext(
+        as_of=as_of, profile=profile, rules=rules or default_ruleset(), cpz_method=cpz_method
+    )
     history = clozapine_history(record, ctx)
     anc_findings, anc_summary = evaluate_anc(record, history, ctx)
     trs_findings, trs_summary = evaluate_trs(record, history, ctx)

@@ -14,8 +14,14 @@ from typing import Any
 
 from fhir_mappings.record import map_resources
 
-TYPES = ("MedicationRequest", "Observation", "MedicationDispense", "MedicationAdministration",
-         "Condition", "DiagnosticReport")
+TYPES = (
+    "MedicationRequest",
+    "Observation",
+    "MedicationDispense",
+    "MedicationAdministration",
+    "Condition",
+    "DiagnosticReport",
+)
 
 
 def _resources(node: Any) -> Iterator[dict[str, Any]]:

@@ -10,8 +10,9 @@ from tests.conftest import anc, bundle, clozapine_order, patient
 
 
 def test_bundle_maps_patient_medications_and_labs() -> None:
-    record = build_record(bundle(patient(), clozapine_order("m1", "2026-01-01"),
-                                 anc("o1", "2026-02-01", 1.2)))
+    record = build_record(
+        bundle(patient(), clozapine_order("m1", "2026-01-01"), anc("o1", "2026-02-01", 1.2))
+    )
     assert record.patient == "Patient/p1"
     assert [m.ref for m in record.medications] == ["MedicationRequest/m1"]
     assert record.medications[0].ingredients == ("clozapine",)
@@ -42,22 +43,28 @@ def test_empty_bundle_is_an_input_error() -> None:
         build_record(bundle())
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"resourceType": "Patient", "id": "p"}, "not a Bundle"),
-    ({"hello": 1}, "not a FHIR resource"),
-    ([1, 2], "not a FHIR resource"),
-    ({"resourceType": "Bundle", "type": "collection", "entry": {}}, "not a list"),
-    ({"resourceType": "Bundle", "type": "nonsense"}, "unsupported Bundle type"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"resourceType": "Patient", "id": "p"}, "not a Bundle"),
+        ({"hello": 1}, "not a FHIR resource"),
+        ([1, 2], "not a FHIR resource"),
+        ({"resourceType": "Bundle", "type": "collection", "entry": {}}, "not a list"),
+        ({"resourceType": "Bundle", "type": "nonsense"}, "unsupported Bundle type"),
+    ],
+)
 def test_not_a_bundle(data: object, message: str) -> None:
     with pytest.raises(InputError, match=message):
         build_record(data)
 
 
 def test_failed_search_outcome_becomes_unavailable() -> None:
-    outcome = {"resourceType": "OperationOutcome",
-               "issue": [{"severity": "error", "code": "timeout",
-                          "diagnostics": "Observation search timed out"}]}
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {"severity": "error", "code": "timeout", "diagnostics": "Observation search timed out"}
+        ],
+    }
     data = bundle(patient(), outcome, type_="searchset")
     data["entry"][1]["search"] = {"mode": "outcome"}
     record = build_record(data)
@@ -65,16 +72,21 @@ def test_failed_search_outcome_becomes_unavailable() -> None:
 
 
 def test_informational_outcome_is_not_a_failure() -> None:
-    outcome = {"resourceType": "OperationOutcome",
-               "issue": [{"severity": "information", "code": "informational"}]}
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "information", "code": "informational"}],
+    }
     record = build_record(bundle(patient(), outcome, anc("o1", "2026-02-01", 1.2)))
     assert record.unavailable == ()
 
 
 def test_nested_batch_response_bundles_are_flattened() -> None:
     inner = bundle(anc("o1", "2026-02-01", 1.2), type_="searchset")
-    outer = {"resourceType": "Bundle", "type": "batch-response",
-             "entry": [{"resource": patient()}, {"resource": inner}]}
+    outer = {
+        "resourceType": "Bundle",
+        "type": "batch-response",
+        "entry": [{"resource": patient()}, {"resource": inner}],
+    }
     record = build_record(outer)
     assert [lab.ref for lab in record.labs] == ["Observation/o1"]
 
@@ -86,11 +98,14 @@ def test_ndjson_file(tmp_path: Path) -> None:
     assert record.labs[0].value == 2000
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "file is empty"),
-    ("{not json", "not JSON"),
-    ('{"resourceType": "Patient"}\n{broken', "record 2"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "file is empty"),
+        ("{not json", "not JSON"),
+        ('{"resourceType": "Patient"}\n{broken', "record 2"),
+    ],
+)
 def test_unreadable_files(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "x.json"
     path.write_text(text)
