@@ -171,6 +171,24 @@ def test_search_by_date_and_sort(loaded: FhirServer) -> None:
     assert [e["resource"]["valueQuantity"]["value"] for e in bundle["entry"]] == [3.1]
 
 
+def test_sort_keys_apply_in_priority_order(loaded: FhirServer) -> None:
+    for key, when in [("amended-1", "2023-11-01T09:00:00Z"), ("amended-2", "2023-12-01T09:00:00Z")]:
+        amended = observation(key, when, 2.0) | {"status": "amended"}
+        url = f"Observation?identifier=urn:test:lab|{key}"
+        assert call(loaded, "PUT", url, json=amended).status_code in (200, 201)
+    bundle = search(loaded, "Observation?_sort=status,-date")
+    order = [
+        (e["resource"]["status"], e["resource"]["effectiveDateTime"][:10]) for e in bundle["entry"]
+    ]
+    assert order == [
+        ("amended", "2023-12-01"),
+        ("amended", "2023-11-01"),
+        ("final", "2024-01-15"),
+        ("final", "2024-01-08"),
+        ("final", "2024-01-01"),
+    ]
+
+
 def test_count_gives_a_working_next_link_on_our_base(loaded: FhirServer) -> None:
     first = search(loaded, f"Observation?patient={PID}&code={LOINC}|{ANC}&_count=2&_sort=date")
     assert first["total"] == 3
