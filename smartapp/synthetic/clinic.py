@@ -23,6 +23,7 @@ from smartapp.synthetic.chart import Chart, Dose, status_for
 #: 12.5 mg once or twice daily, reach the target over about two weeks.
 TITRATION: tuple[tuple[int, Dose], ...] = ((0, Dose("12.5-odt", 1, "BID")), (4, Dose("25", 2)))
 MAINTENANCE_DAY = 14
+METABOLIC_EARLY_DAYS = 10  # a check due this soon is done early (rule window: 7 days)
 _ANC_SCALE = {"10*9/L": 1.0, "10*3/uL": 1.0, "/uL": 1000.0}
 
 
@@ -146,17 +147,30 @@ def myocarditis_monitoring(chart: Chart, start: int, upto: int = 0) -> None:
             chart.crp(start + day, round(chart.rng.uniform(0.5, 4.5), 1))
 
 
+def metabolic_points(first: tuple[int, ...], every: int, until: int) -> list[int]:
+    """Course days of a schedule: the ``first`` points, then every ``every`` days."""
+    points = list(first)
+    while points[-1] + every <= until:
+        points.append(points[-1] + every)
+    return points
+
+
 def metabolic_monitoring(chart: Chart, start: int, upto: int = 0, kg: float = 78.0) -> None:
-    """Weight at baseline and weeks 4, 8, 12, then at each monthly clinic visit; glucose,
-    HbA1c and lipids at baseline, week 12 and then every 24 weeks. That is more often than
-    rulebook §9 asks (3-monthly weight, yearly bloods), so no reading of "every 3 months" or
-    "yearly" finds them due."""
-    weights = [start - 3, start + 28, start + 56, *range(start + 84, upto + 1, 28)]
-    panels = [start - 3, *range(start + 84, upto + 1, 168)]
-    for i, day in enumerate(d for d in weights if d <= upto):
-        chart.weight(day, round(kg + min(i, 12) * 0.6 + chart.rng.uniform(-0.5, 0.5), 1))
-    for day in (d for d in panels if d <= upto):
-        chart.metabolic_panel(day)
+    """Weight at baseline, weeks 4, 8, 12, then every 91 days; fasting glucose, HbA1c and
+    lipids at baseline, week 12, then every 365 days (rulebook §9), each on its scheduled day
+    (baseline 3 days before the course). A check falling due within the coming week is done
+    early, on ``upto``, as a clinic would at the visit before."""
+    horizon = upto - start + METABOLIC_EARLY_DAYS
+    for points, record in (
+        (metabolic_points((0, 28, 56, 84), 91, horizon), "weight"),
+        (metabolic_points((0, 84), 365, horizon), "panel"),
+    ):
+        for i, point in enumerate(points):
+            day = min(start + point if point else start - 3, upto)
+            if record == "weight":
+                chart.weight(day, round(kg + min(i, 12) * 0.6 + chart.rng.uniform(-0.5, 0.5), 1))
+            else:
+                chart.metabolic_panel(day)
 
 
 def drug_order(
