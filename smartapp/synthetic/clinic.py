@@ -6,8 +6,8 @@ Each fragment records what a well-run clinic would have on file, so a scenario o
 add (or leave out) the one thing its story is about. Schedules follow the rulebook: ANC
 weekly / every 2 weeks / monthly (§2.2; the UK's shorter 4-weekly step is used after week 52
 so both profiles are satisfied), troponin and CRP at baseline and days 7-28 (§4), weight at
-baseline and weeks 4, 8, 12 then 12-weekly, glucose and lipids at baseline, week 12 and then
-within each year (§9).
+baseline and weeks 4, 8, 12 then every 91 days, glucose, HbA1c and lipids at baseline, week 12
+and then every 365 days (§9), each recorded on its scheduled day.
 """
 
 from __future__ import annotations
