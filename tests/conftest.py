@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["tests.fhir_server_fixture"]
+
 CACHE = Path(__file__).parent / ".cache"
 HL7_EXAMPLES = "hl7.fhir.r4.examples@4.0.1"
 
