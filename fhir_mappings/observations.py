@@ -415,7 +415,7 @@ def _map_into(
 ) -> bool:
     """Map one Observation into ``out``; False when it carried no readable code at all."""
     status = resource.get("status")
-    if status in SKIPPED_STATUSES:
+    if isinstance(status, str) and status in SKIPPED_STATUSES:
         return True
     code = resource.get("code")
     if code is not None and not isinstance(code, dict):
@@ -432,7 +432,7 @@ def _map_into(
                 parts.append((component, found))
     if not parts:
         return readable
-    if status not in USABLE_STATUSES:
+    if not isinstance(status, str) or status not in USABLE_STATUSES:
         out.issue(ref, f"{_labels(parts)}: status '{status}' is not a usable result")
         return True
     when = report_time(resource)
@@ -498,7 +498,8 @@ def _local_refs(items: Any) -> list[str]:
 
 
 def _map_report(resource: dict[str, Any], ref: str, out: Mapped) -> None:
-    if resource.get("status") in SKIPPED_STATUSES:
+    status = resource.get("status")
+    if isinstance(status, str) and status in SKIPPED_STATUSES:
         return
     contained = resource.get("contained")
     observations = {

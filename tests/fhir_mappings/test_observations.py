@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fhir_mappings.mapped import Mapped
 from fhir_mappings.observations import map_diagnostic_report, map_observation, parse_datetime
@@ -308,7 +310,7 @@ def test_usable_statuses(status: str) -> None:
     assert only_lab(map_observation(obs(status=status))).value == 1500.0
 
 
-@pytest.mark.parametrize("status", ["registered", "unknown", None, 7])
+@pytest.mark.parametrize("status", ["registered", "unknown", None, 7, ["final"]])
 def test_unusable_status_on_a_result_of_interest_is_an_issue(status: Any) -> None:
     resource = obs()
     resource["status"] = status
@@ -605,3 +607,33 @@ def test_malformed_report_never_raises() -> None:
     ):
         mapped = map_diagnostic_report(dr)
         assert (mapped.labs, mapped.issues) == ([], [])
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    st.sampled_from(["status", "code", "valueQuantity", "valueString", "effectiveDateTime",
+                     "effectivePeriod", "issued", "referenceRange", "component", "id",
+                     "dataAbsentReason", "valueCodeableConcept"]),
+    st.sampled_from(["", "value", "unit", "code", "system", "comparator"]),
+    JSON,
+)  # fmt: skip
+def test_any_json_anywhere_is_read_or_reported_never_raised(
+    key: str, inner: str, value: Any
+) -> None:
+    resource = cbc()
+    resource["valueQuantity"] = quantity(1.5, "10*9/L")
+    resource["referenceRange"] = [{"high": quantity(7.5, "10*9/L")}]
+    if inner and isinstance(resource.get(key), dict):
+        resource[key][inner] = value
+    else:
+        resource[key] = value
+    mapped = map_observation(resource)
+    assert not [i for i in mapped.issues if i.problem.startswith("malformed")]
