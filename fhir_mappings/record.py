@@ -9,7 +9,7 @@ OperationOutcome entry): it is recorded in ``PatientRecord.unavailable``, never 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -106,6 +106,8 @@ def _collect(
         if _is_failure(resource, mode):
             out.failures.append(_outcome_text(resource))
         return
+    if not resource.get("id") and isinstance(full_url, str) and full_url.startswith("urn:uuid:"):
+        resource = {**resource, "id": full_url.removeprefix("urn:uuid:")}
     ref = resource_ref(resource, full_url if isinstance(full_url, str) else None)
     if ref in out.by_ref:
         return
@@ -157,25 +159,39 @@ def single_patient(resources: list[Resource], by_ref: dict[str, Resource]) -> st
     return patients[0] if patients else None
 
 
-def _mapper(rtype: str, resolve: Callable[[str], Resource | None]) -> Callable[[Resource], Mapped]:
-    if rtype in MEDICATION_TYPES:
-        return lambda r: map_medication(r, resolve)
-    return {
-        "Observation": map_observation,
-        "DiagnosticReport": map_diagnostic_report,
-        "Condition": map_condition,
-    }.get(rtype, lambda r: Mapped())
+def _reports_by_result(
+    resources: Iterable[Resource], by_ref: dict[str, Resource]
+) -> dict[int, Resource]:
+    """Observation (by object id) -> the DiagnosticReport listing it in ``result``: results often
+    carry no time of their own and take the report's."""
+    reports: dict[int, Resource] = {}
+    for report in resources:
+        if report.get("resourceType") != "DiagnosticReport":
+            continue
+        results = report.get("result")
+        for item in results if isinstance(results, list) else ():
+            ref = item.get("reference") if isinstance(item, dict) else None
+            target = by_ref.get(ref) if isinstance(ref, str) else None
+            if target is not None:
+                reports.setdefault(id(target), report)
+    return reports
 
 
 def map_resources(resources: Iterable[Resource], by_ref: dict[str, Resource]) -> Mapped:
-    def resolve(reference: str) -> Resource | None:
-        return by_ref.get(reference)
-
+    """Map every resource of a kind we read; others are ignored."""
+    resources = list(resources)
+    reports = _reports_by_result(resources, by_ref)
     mapped = Mapped()
     for resource in resources:
         rtype = resource.get("resourceType")
-        if isinstance(rtype, str):
-            mapped.extend(_mapper(rtype, resolve)(resource))
+        if rtype in MEDICATION_TYPES:
+            mapped.extend(map_medication(resource, by_ref.get))
+        elif rtype == "Observation":
+            mapped.extend(map_observation(resource, report=reports.get(id(resource))))
+        elif rtype == "DiagnosticReport":
+            mapped.extend(map_diagnostic_report(resource))
+        elif rtype == "Condition":
+            mapped.extend(map_condition(resource))
     return mapped
 
 

@@ -116,3 +116,29 @@ def test_unreadable_files(tmp_path: Path, text: str, message: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         load_json_input(tmp_path / "absent.json")
+
+
+def test_result_without_time_takes_its_report_time() -> None:
+    obs = anc("o1", "2026-02-01", 1.2)
+    del obs["effectiveDateTime"]
+    report = {
+        "resourceType": "DiagnosticReport",
+        "id": "r1",
+        "status": "final",
+        "code": {"text": "CBC"},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2026-02-03T08:00:00Z",
+        "result": [{"reference": "Observation/o1"}],
+    }
+    record = build_record(bundle(patient(), report, obs))
+    assert [(lab.ref, lab.day.isoformat()) for lab in record.labs] == [
+        ("Observation/o1", "2026-02-03")
+    ]
+    assert record.data_issues == ()
+
+
+def test_resource_without_id_takes_its_urn_uuid() -> None:
+    obs = anc("ignored", "2026-02-01", 1.2)
+    del obs["id"]
+    record = build_record(bundle(patient(), obs))
+    assert record.labs[0].ref == "Observation/1"
