@@ -72,15 +72,18 @@ class Ruleset:
         return tuple(value)
 
     def cite(self, *paths: str) -> str:
-        """Citation for one or more parameters: ``"L1 (Table 1); L2 (Table 6)"`` with the
-        full source names available through ``sources``."""
-        seen: list[str] = []
+        """Citation for one or more parameters, one clause per source with its references:
+        ``"L1 US clozapine PI (Table 1; Table 2); L2 Wagner 2022 (Table 6)"``."""
+        refs: dict[str, list[str]] = {}
         for path in paths:
             p = self.param(path)
-            text = f"{p.source} {self.sources[p.source]}" + (f", {p.ref}" if p.ref else "")
-            if text not in seen:
-                seen.append(text)
-        return "; ".join(seen)
+            seen = refs.setdefault(p.source, [])
+            if p.ref and p.ref not in seen:
+                seen.append(p.ref)
+        return "; ".join(
+            f"{tag} {self.sources[tag]}" + (f" ({'; '.join(r)})" if r else "")
+            for tag, r in refs.items()
+        )
 
     def paths(self, prefix: str = "") -> list[str]:
         return sorted(p for p in self._params if p.startswith(prefix))

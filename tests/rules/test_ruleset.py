@@ -20,7 +20,7 @@ def test_cite_names_the_source_and_reference() -> None:
         {"a.json": {"anc": {"min": {"value": 1500, "source": "L1", "ref": "Table 1"}}}},
     )
     assert rules.num("anc.min") == 1500
-    assert rules.cite("anc.min") == "L1 label, Table 1"
+    assert rules.cite("anc.min") == "L1 label (Table 1)"
 
 
 @pytest.mark.parametrize(
@@ -70,3 +70,15 @@ def test_only_policy_values_can_be_overridden() -> None:
         rules.with_overrides({"s.published": 1000})
     with pytest.raises(RulesetError, match="wrong type"):
         rules.with_overrides({"s.recency": "fourteen"})
+
+
+def test_cite_groups_references_by_source() -> None:
+    rules = parse_ruleset(
+        {"version": "t", "sources": SOURCES},
+        {"p.json": {"s": {
+            "a": {"value": 1, "source": "L1", "ref": "Table 1"},
+            "b": {"value": 2, "source": "L1", "ref": "Table 2"},
+            "c": {"value": 3, "source": "policy"},
+            "d": {"value": 4, "source": "L1", "ref": "Table 1"}}}},
+    )  # fmt: skip
+    assert rules.cite("s.a", "s.b", "s.c", "s.d") == "L1 label (Table 1; Table 2); policy local"
