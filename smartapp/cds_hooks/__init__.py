@@ -1,0 +1,1 @@
+"""CDS Hooks 2.0 service (design.md, Contract 2): discovery, hook calls, feedback."""
