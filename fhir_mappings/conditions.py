@@ -23,8 +23,8 @@ from functools import cache
 from typing import Any
 
 from fhir_mappings.codetables import load_table
+from fhir_mappings.fhir_values import SNOMED, normalise_text, parse_datetime, reference
 from fhir_mappings.mapped import Mapped
-from fhir_mappings.observations import SNOMED, normalise_text, parse_datetime, reference
 from smartapp.domain import ConditionFact
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"

@@ -1,7 +1,8 @@
 """FHIR R4 Observation and DiagnosticReport -> LabResult, SmokingObservation, RatingScore.
 
-Rulebook §2.6, §4, §5, §6, §9, §10 and §12. Codes come from ``data/labs.json`` (LOINC),
-``data/smoking.json`` and ``data/ratings.json``; units are normalised by ``units.to_canonical``.
+Rulebook §2.6, §4, §5, §6, §9, §10 and §12. Lab codes come from ``data/labs.json`` (LOINC) and
+units are normalised by ``units.to_canonical``; smoking status and rating scales are read by
+``assessments`` (``data/smoking.json``, ``data/ratings.json``), dates by ``fhir_values``.
 
 Reading rules (safety principle: missing or unreadable data is never normal):
 - status entered-in-error / cancelled: skipped without an issue; final, amended, corrected and
@@ -27,89 +28,29 @@ Reading rules (safety principle: missing or unreadable data is never normal):
 
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
+from fhir_mappings.assessments import assessment_codes, map_rating, map_smoking, rating_by_text
 from fhir_mappings.codetables import load_table
+from fhir_mappings.fhir_values import (
+    NUMBER_WITH_UNIT,
+    UCUM,
+    Target,
+    absent,
+    finite_number,
+    parse_datetime,
+    reference,
+    system_of,
+)
 from fhir_mappings.mapped import Mapped
 from fhir_mappings.units import UnitError, canonical_unit, concept_units, to_canonical, unit_kind
-from smartapp.domain import LabResult, RatingScore, SmokingObservation, SmokingState
+from smartapp.domain import LabResult
 
-LOINC = "http://loinc.org"
-SNOMED = "http://snomed.info/sct"
-UCUM = "http://unitsofmeasure.org"
-SYSTEM_ALIASES = {
-    "urn:oid:2.16.840.1.113883.6.1": LOINC,
-    "urn:oid:2.16.840.1.113883.6.96": SNOMED,
-}
 SKIPPED_STATUSES = frozenset({"entered-in-error", "cancelled"})
 USABLE_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
 _PERCENT_MEANS = {"anc": "neutrophil-pct"}
-_VALUE_KEYS = (
-    "valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean", "valueInteger",
-    "valueRange", "valueRatio", "valueSampledData", "valueTime", "valueDateTime", "valuePeriod",
-)  # fmt: skip
-_NUMBER_WITH_UNIT = re.compile(
-    r"\s*(<=|>=|<|>)?\s*([0-9]+(?:\.[0-9]+)?)(?:(?:\s+|(?=[^0-9.\s]))(\S.*?))?\s*"
-)
-_NOT_WORD = re.compile(r"[^a-z0-9]+")
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a recognised Observation code means: a lab concept, smoking status or a scale."""
-
-    kind: Literal["lab", "smoking", "rating"]
-    name: str
-    label: str
-    code: str = ""
-    fasting: bool = False
-    low: float = 0.0
-    high: float = 0.0
-
-
-@dataclass(frozen=True)
-class _Scale:
-    target: Target
-    phrases: tuple[str, ...]
-    exclude: tuple[str, ...]
-
-
-def system_of(coding: dict[str, Any]) -> str:
-    system = coding.get("system")
-    return SYSTEM_ALIASES.get(system, system) if isinstance(system, str) else ""
-
-
-def normalise_text(text: str) -> str:
-    """Lower case, ``(finding)`` dropped, punctuation as single spaces, padded with spaces
-    so that ``" phrase " in text`` is a whole-word match."""
-    return " " + _NOT_WORD.sub(" ", text.lower().replace("(finding)", " ")).strip() + " "
-
-
-def parse_datetime(value: Any) -> tuple[datetime, bool] | None:
-    """A FHIR date, dateTime or instant as (UTC datetime, date_only); ``None`` when the value
-    is unreadable or only a year or year-month."""
-    if not isinstance(value, str) or len(value) < 10:
-        return None
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC), True
-        if value[10] != "T":
-            return None
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)), False
-
-
-def reference(kind: str, resource: dict[str, Any]) -> str:
-    rid = resource.get("id")
-    return f"{kind}/{rid}" if isinstance(rid, str) and rid else f"{kind}/(no id)"
 
 
 @cache
@@ -120,57 +61,8 @@ def _code_targets() -> dict[tuple[str, str], Target]:
         targets[e["system"], e["code"]] = Target(
             "lab", e["concept"], label, e["code"], e.get("fasting", False)
         )
-    for e in _smoking_entries("observation"):
-        targets[e["system"], e["code"]] = Target("smoking", "smoking", "smoking status", e["code"])
-    entries = load_table("ratings").entries
-    for scale, entry in zip(_scales(), entries, strict=True):
-        for coding in entry.get("codes", ()):
-            targets[coding["system"], coding["code"]] = scale.target
+    targets.update(assessment_codes())
     return targets
-
-
-@cache
-def _scales() -> tuple[_Scale, ...]:
-    scales = []
-    for e in load_table("ratings", ("scale", "label", "phrases", "exclude", "min", "max")).entries:
-        low, high = float(e["min"]), float(e["max"])
-        target = Target("rating", e["scale"], e["label"], "", False, low, high)
-        phrases = tuple(normalise_text(p) for p in e["phrases"])
-        scales.append(_Scale(target, phrases, tuple(normalise_text(x) for x in e["exclude"])))
-    return tuple(scales)
-
-
-@cache
-def _rating_hint() -> re.Pattern[str]:
-    words = {p.split()[0] for s in _scales() for p in s.phrases}
-    return re.compile("|".join(sorted(words)))
-
-
-def _smoking_entries(kind: str) -> list[dict[str, Any]]:
-    return [dict(e) for e in load_table("smoking", ("type",)).entries if e["type"] == kind]
-
-
-@cache
-def _smoking_answers() -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
-    codes = {(e["system"], e["code"]): e for e in _smoking_entries("answer")}
-    texts = {normalise_text(e["text"]): e for e in _smoking_entries("text")}
-    return codes, texts
-
-
-def _rating_by_text(texts: list[str]) -> Target | None:
-    hint = _rating_hint()
-    for raw in texts:
-        if not hint.search(raw.lower()):
-            continue
-        text = normalise_text(raw)
-        for scale in _scales():
-            if any(p in text for p in scale.phrases):
-                rest = text
-                for p in scale.phrases:
-                    rest = rest.replace(p, " ")
-                if not any(x in " " + rest + " " for x in scale.exclude):
-                    return scale.target
-    return None
 
 
 def recognise(code: Any) -> tuple[Target | None, bool]:
@@ -196,7 +88,7 @@ def recognise(code: Any) -> tuple[Target | None, bool]:
     text = code.get("text")
     if isinstance(text, str) and text:
         texts.append(text)
-    return _rating_by_text(texts), readable or bool(texts)
+    return rating_by_text(texts), readable or bool(texts)
 
 
 def report_time(resource: dict[str, Any]) -> tuple[datetime, bool] | str | None:
@@ -218,34 +110,13 @@ def report_time(resource: dict[str, Any]) -> tuple[datetime, bool] | str | None:
     return parsed or f"{field} '{str(value)[:40]}' is not a full date or date-time"
 
 
-def _absent(holder: dict[str, Any], label: str) -> str:
-    for key in _VALUE_KEYS:
-        if key in holder:
-            return f"{label}: {key} is not a usable value"
-    dar = holder.get("dataAbsentReason")
-    if isinstance(dar, dict):
-        codings = dar.get("coding")
-        first = codings[0] if isinstance(codings, list) and codings else {}
-        why = first.get("code") if isinstance(first, dict) else None
-        why = why or dar.get("text")
-        return f"{label}: no value (dataAbsentReason: {why or 'unstated'})"
-    return f"{label}: no value"
-
-
-def _number(value: Any) -> float | None:
-    if type(value) is not float and type(value) is not int:  # bool is not a number here
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
 def _quantity(holder: dict[str, Any], label: str) -> tuple[float, list[str], str] | str:
     """(number, candidate units, original text) of a lab value, or the problem."""
     q = holder.get("valueQuantity")
     if q is not None:
         if not isinstance(q, dict):
             return f"{label}: valueQuantity is not an object"
-        number = _number(q.get("value"))
+        number = finite_number(q.get("value"))
         if number is None:
             return f"{label}: valueQuantity has no numeric value"
         units = []
@@ -259,11 +130,11 @@ def _quantity(holder: dict[str, Any], label: str) -> tuple[float, list[str], str
         return number, units, f"{prefix}{q['value']} {units[-1] if units else ''}".strip()
     text = holder.get("valueString")
     if isinstance(text, str):
-        match = _NUMBER_WITH_UNIT.fullmatch(text)
+        match = NUMBER_WITH_UNIT.fullmatch(text)
         if match is None or not match.group(3):
             return f"{label}: value '{text[:40]}' is not a number with a unit"
         return float(match.group(2)), [match.group(3)], text.strip()
-    return _absent(holder, label)
+    return absent(holder, label)
 
 
 def _convert(concept: str, value: float, units: list[str]) -> tuple[float, str] | str:
@@ -287,7 +158,7 @@ def _uln(holder: dict[str, Any], concept: str, value_unit: str) -> float | None:
         if kind is not None and not _is_normal_range(kind):
             continue
         high = rr["high"]
-        number = _number(high.get("value"))
+        number = finite_number(high.get("value"))
         if number is None:
             continue
         own = [u for u in (high.get("code"), high.get("unit")) if isinstance(u, str) and u]
@@ -345,67 +216,6 @@ def _lab(
     )
 
 
-def _smoking(holder: dict[str, Any], ref: str, when: tuple[datetime, bool], out: Mapped) -> None:
-    """Smoking status answer -> state (rulebook §6, §12; ``data/smoking.json``)."""
-    codes, texts = _smoking_answers()
-    answer = holder.get("valueCodeableConcept")
-    candidates: list[str] = []
-    if isinstance(answer, dict):
-        codings = answer.get("coding")
-        for coding in codings if isinstance(codings, list) else ():
-            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
-                entry = codes.get((system_of(coding), coding["code"]))
-                if entry is not None:
-                    return _add_smoking(out, ref, when, entry, entry["display"])
-                if isinstance(coding.get("display"), str):
-                    candidates.append(coding["display"])
-                candidates.append(coding["code"])
-        if isinstance(answer.get("text"), str):
-            candidates.insert(0, answer["text"])
-    elif isinstance(holder.get("valueString"), str):
-        candidates.append(holder["valueString"])
-    else:
-        out.issue(ref, _absent(holder, "smoking status"))
-        return
-    for text in candidates:
-        entry = texts.get(normalise_text(text))
-        if entry is not None:
-            return _add_smoking(out, ref, when, entry, text)
-    unknown = {"state": "unknown"}
-    return _add_smoking(out, ref, when, unknown, candidates[0] if candidates else "")
-
-
-def _add_smoking(
-    out: Mapped, ref: str, when: tuple[datetime, bool], entry: dict[str, Any], answer: str
-) -> None:
-    state: SmokingState = entry["state"]
-    e_cig = bool(entry.get("e_cigarette_only", False))
-    out.smoking.append(SmokingObservation(ref, when[0], state, answer, e_cig))
-
-
-def _rating(
-    holder: dict[str, Any], target: Target, ref: str, when: tuple[datetime, bool], out: Mapped
-) -> None:
-    """Rating-scale total (rulebook §10 criterion 4); outside the scale's range is an issue."""
-    q = holder.get("valueQuantity")
-    if isinstance(q, dict):
-        value = _number(q.get("value"))
-    elif "valueInteger" in holder:
-        value = _number(holder["valueInteger"])
-    elif isinstance(holder.get("valueString"), str):
-        match = _NUMBER_WITH_UNIT.fullmatch(holder["valueString"])
-        value = float(match.group(2)) if match and not match.group(1) else None
-    else:
-        out.issue(ref, _absent(holder, target.label))
-        return
-    if value is None or not target.low <= value <= target.high:
-        out.issue(
-            ref, f"{target.label}: score is not a number from {target.low:g} to {target.high:g}"
-        )
-        return
-    out.ratings.append(RatingScore(ref, target.name, value, when[0]))
-
-
 def _labels(parts: list[tuple[dict[str, Any], Target]]) -> str:
     return ", ".join(sorted({target.label for _, target in parts}))
 
@@ -445,9 +255,9 @@ def _map_into(
         if found.kind == "lab":
             _lab(holder, found, ref, when, out)
         elif found.kind == "smoking":
-            _smoking(holder, ref, when, out)
+            map_smoking(holder, ref, when, out)
         else:
-            _rating(holder, found, ref, when, out)
+            map_rating(holder, found, ref, when, out)
     return True
 
 
