@@ -53,7 +53,7 @@ def test_precedence_launch_json_then_environment_then_override(tmp_path: Path) -
 
 
 def test_named_launch_json_must_exist_and_be_an_object(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no such launch.json"):
+    with pytest.raises(ConfigError, match=r"no such launch\.json"):
         load_config({"LAUNCH_JSON": str(tmp_path / "absent.json")}, environ={})
     bad = tmp_path / "launch.json"
     bad.write_text("[]")
