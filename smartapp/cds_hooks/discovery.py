@@ -44,8 +44,8 @@ USER_TOKENS = {
 TOKEN = re.compile(r"\{\{(.*?)\}\}")
 CONTEXT_TOKEN = re.compile(r"context\.[A-Za-z][A-Za-z0-9]*")
 # A substituted value is a FHIR id (R4 §2.24.0.1 id) or Type/id, so it cannot add query
-# parameters or change the path of the URL it is placed in.
-FHIR_ID = re.compile(r"(?:[A-Z][A-Za-z]{1,63}/)?[A-Za-z0-9\-.]{1,64}")
+# parameters or change the path of the URL it is placed in (".." is not an id here).
+FHIR_ID = re.compile(r"(?:[A-Z][A-Za-z]{1,63}/)?(?!\.+$)[A-Za-z0-9\-.]{1,64}")
 
 
 @dataclass(frozen=True)
