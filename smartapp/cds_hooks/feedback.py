@@ -14,15 +14,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from smartapp.cds_hooks.hook_request import bad
+from smartapp.persistence.models import ID_LEN
 from smartapp.persistence.records import FeedbackItem
 
 OUTCOMES = frozenset({"accepted", "overridden"})
 CODING_STRINGS = ("system", "code", "display", "version")
 
 
-def _string(value: Any, name: str) -> str:
+def _string(value: Any, name: str, limit: int | None = None) -> str:
     if not isinstance(value, str) or not value.strip():
         raise bad(f"{name} must be a non-empty string")
+    if limit is not None and len(value) > limit:
+        raise bad(f"{name} is longer than {limit} characters")
     return value
 
 
@@ -82,7 +85,7 @@ def _item(value: Any, name: str) -> FeedbackItem:
         raise bad(f"{name}.outcome must be 'accepted' or 'overridden'")
     reason, comment = _override(value.get("overrideReason"), f"{name}.overrideReason")
     return FeedbackItem(
-        card=_string(value.get("card"), f"{name}.card"),
+        card=_string(value.get("card"), f"{name}.card", ID_LEN),
         outcome=outcome,
         accepted_suggestions=_accepted(
             value.get("acceptedSuggestions"), f"{name}.acceptedSuggestions"

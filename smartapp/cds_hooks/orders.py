@@ -64,15 +64,14 @@ PATIENT_VIEW_DROPPED = frozenset({"trs-not-met"})
 
 @dataclass(frozen=True)
 class DraftOrders:
-    """The MedicationRequests of ``draftOrders`` (status ``draft``, subject the context patient,
-    each with an id), the Medications they may reference, and the refs in focus."""
+    """``entries``: Bundle entries (fullUrl kept, so ``urn:uuid`` references resolve) of the
+    draft MedicationRequests (status ``draft``, subject the context patient, each with an id)
+    and of the Medications they may reference; ``drafts``: every draft's reference;
+    ``focus``: the drafts the hook is about."""
 
-    drafts: tuple[Resource, ...] = ()
-    supporting: tuple[Resource, ...] = ()
+    entries: tuple[Resource, ...] = ()
+    drafts: tuple[str, ...] = ()
     focus: tuple[str, ...] = ()
-
-    def resources(self) -> list[Resource]:
-        return [*self.drafts, *self.supporting]
 
 
 def _ref(resource: Resource) -> str:
@@ -132,18 +131,24 @@ def read_draft_orders(request: HookRequest) -> DraftOrders:
         return DraftOrders()
     entries = [(i, e["resource"], e.get("fullUrl")) for i, e in enumerate(bundle.get("entry", []))]
     selected = _selected(request, entries) if request.hook == "order-select" else None
-    drafts, supporting, focus = [], [], []
+    kept: list[Resource] = []
+    drafts: list[str] = []
+    focus: list[str] = []
     for index, resource, full_url in entries:
         rtype = resource.get("resourceType")
-        if rtype in SUPPORTING_TYPES:
-            supporting.append(resource)
-        if rtype != "MedicationRequest":
+        if rtype == "MedicationRequest":
+            resource = _draft(resource, index, full_url, request.patient_id)
+            drafts.append(_ref(resource))
+            if selected is None or index in selected:
+                focus.append(_ref(resource))
+        elif rtype not in SUPPORTING_TYPES:
             continue
-        draft = _draft(resource, index, full_url, request.patient_id)
-        drafts.append(draft)
-        if selected is None or index in selected:
-            focus.append(_ref(draft))
-    return DraftOrders(tuple(drafts), tuple(supporting), tuple(dict.fromkeys(focus)))
+        kept.append(
+            {"fullUrl": full_url, "resource": resource}
+            if isinstance(full_url, str) and full_url
+            else {"resource": resource}
+        )
+    return DraftOrders(tuple(kept), tuple(drafts), tuple(dict.fromkeys(focus)))
 
 
 @dataclass(frozen=True)
