@@ -154,6 +154,13 @@ def _templates(action: str) -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
+def warm_up() -> None:
+    """Load the card data and validate every order template now (the first validation builds
+    fhir.resources' models, ~40 ms), so the first hook call does not pay for it."""
+    for action in LAB_ACTIONS:
+        _templates(action)
+
+
 @dataclass(frozen=True)
 class OrderContext:
     """The per-request values of a suggested order: the patient, the date the test is due

@@ -18,6 +18,7 @@ from smartapp.cds_hooks.suggestions import (
     lab_suggestions,
     service_requests,
     valid_fhir_id,
+    warm_up,
 )
 
 LOINC = "http://loinc.org"
@@ -158,3 +159,8 @@ def test_order_context_refuses_values_that_would_make_invalid_fhir(kwargs: Any) 
 def test_unknown_action_is_an_error_not_an_empty_suggestion() -> None:
     with pytest.raises(KeyError):
         lab_suggestion("x-ray", order())
+
+
+def test_warm_up_builds_every_template() -> None:
+    warm_up()
+    assert suggestions._templates.cache_info().currsize == len(LAB_ACTIONS)
