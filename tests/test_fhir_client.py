@@ -100,7 +100,7 @@ def test_include_keeps_included_resources_in_server_order(client: FhirClient) ->
         ("MedicationRequest", "m1"),
         ("Medication", "med1"),
     ]
-    assert "_include=MedicationRequest:medication" in responses.calls[0].request.url
+    assert "_include=MedicationRequest:medication" in str(responses.calls[0].request.url)
 
 
 @responses.activate
@@ -501,7 +501,7 @@ def test_transaction_reports_a_failed_entry(client: FhirClient) -> None:
     assert "entry 1 failed (400)" in str(excinfo.value)
     sent = responses.calls[0].request
     assert sent.headers["Content-Type"] == "application/fhir+json"
-    assert json.loads(sent.body) == batch
+    assert json.loads(sent.body or b"") == batch
 
 
 # -- sessions --------------------------------------------------------------------------------
