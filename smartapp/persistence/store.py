@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 import weakref
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from smartapp.domain import ClinicianStatement
@@ -87,7 +89,7 @@ def purge_expired_jti(db: Database, now: datetime | None = None) -> int:
     """Delete jti rows whose token has expired; returns how many."""
     with db.session() as session:
         result = session.execute(delete(m.JwtJti).where(m.JwtJti.expires_at < (now or _now())))
-    return int(getattr(result, "rowcount", 0))
+    return cast(CursorResult[Any], result).rowcount
 
 
 # CDS Hooks feedback -----------------------------------------------------------------------
@@ -119,8 +121,10 @@ def add_feedback(db: Database, service_id: str, items: list[FeedbackItem]) -> in
                     received_at=item.received_at or received,
                 )
                 .on_conflict_do_nothing()
+                .returning(m.Feedback.id)
             )
-            stored += int(getattr(session.execute(statement), "rowcount", 0))
+            # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT.
+            stored += len(session.execute(statement).all())
     return stored
 
 
@@ -287,7 +291,7 @@ def purge_expired_sessions(db: Database, now: datetime | None = None) -> int:
         result = session.execute(
             delete(m.ServerSession).where(m.ServerSession.expires_at <= (now or _now()))
         )
-    return int(getattr(result, "rowcount", 0))
+    return cast(CursorResult[Any], result).rowcount
 
 
 __all__: list[str] = [
