@@ -87,9 +87,10 @@ def retry_after_s(value: str | None) -> float | None:
 class FhirClient:
     """A FHIR server at ``base_url`` (e.g. ``https://ehr.example/fhir/r4``) and an optional
     bearer token. ``timeout`` applies to connecting and to each read, per attempt; ``retries``
-    bounds the retries of 429 and 503 answers (and of connection failures of idempotent
-    requests), spaced ``backoff_s * 2**n`` plus jitter, or as Retry-After says. Timeouts are
-    not retried: a caller with a deadline would only miss it."""
+    bounds the retries of 429 answers, and of 503 answers and lost connections when the
+    request is idempotent (GETs; transactions of GET/PUT only), spaced ``backoff_s * 2**n``
+    plus jitter, or as Retry-After says (capped at RETRY_AFTER_CAP_S). Timeouts are not
+    retried: a caller with a deadline would only miss it. ``sleep`` may be replaced (tests)."""
 
     def __init__(
         self,
