@@ -209,6 +209,8 @@ class CdsJwtVerifier:
 
 def _issuer_config(iss: str, cfg: Mapping[str, Any]) -> _Issuer:
     """Check one CDS_TRUSTED_ISSUERS entry at start-up, so a typo fails loudly, not per call."""
+    if not isinstance(cfg, Mapping):
+        raise ValueError(f"trusted issuer {iss}: expected an object with jwks_url / jku")
     jwks_url = cfg.get("jwks_url")
     jku = cfg.get("jku", [])
     subjects = cfg.get("sub")

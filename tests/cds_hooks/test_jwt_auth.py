@@ -285,9 +285,10 @@ def test_sub_not_a_string() -> None:
         {"jku": [1]},
         {},
         {"jwks_url": "https://a.example.org/jwks", "sub": "client"},
+        "https://a.example.org/jwks",
     ],
 )
-def test_malformed_issuer_configuration_fails_at_start(config: dict[str, Any]) -> None:
+def test_malformed_issuer_configuration_fails_at_start(config: Any) -> None:
     with pytest.raises(ValueError, match=r"trusted issuer https://a\.example\.org"):
         CdsJwtVerifier({"https://a.example.org": config})
 
@@ -366,6 +367,14 @@ def test_key_declaring_another_alg_is_refused() -> None:
 def test_signature_by_another_key_with_the_same_kid() -> None:
     impostor = k.ec_key(kid="impostor")
     token = k.sign(impostor, k.claims(), kid=k.ec_key().kid, jku=k.SANDBOX_JKU)
+    assert rejected(k.verifier(), token).reason == "bad signature"
+
+
+def test_embedded_jwk_header_is_never_trusted() -> None:
+    attacker = k.ec_key(kid="attacker")
+    token = k.sign(
+        attacker, k.claims(), kid=k.ec_key().kid, jku=k.SANDBOX_JKU, jwk=attacker.public_jwk()
+    )
     assert rejected(k.verifier(), token).reason == "bad signature"
 
 
