@@ -17,12 +17,16 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
 import responses
+from flask import Flask
 
+from smartapp.app import create_app
 from smartapp.cds_hooks import discovery
 from smartapp.synthetic import scenarios
 
@@ -33,6 +37,7 @@ FHIR_BASE = "https://ehr.example.org/fhir"
 USER = "Practitioner/prescriber-1"
 TOKEN = "ehr-access-token-7c1e-never-log-me"  # noqa: S105 - test data
 SURVEY = "survey"
+AS_OF = date(2026, 3, 1)
 
 _MEDICATION_KEYS = {
     "MedicationRequest": "medicationRequests",
@@ -284,3 +289,17 @@ def _failure(kind: Failure) -> tuple[int, dict[str, str], str]:
     if kind == "outcome":
         return 200, {}, json.dumps(_outcome("too-costly", "query too broad"))
     raise requests.exceptions.ReadTimeout("simulated timeout")
+
+
+def make_app(tmp_path: Path, **config: Any) -> Flask:
+    """The app on a fresh SQLite file, evaluating as of the scenarios' date; JWT checks off
+    unless ``CDS_VERIFY_JWT`` is given."""
+    settings: dict[str, Any] = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cds.db'}",
+        "CDS_VERIFY_JWT": False,
+        "APP_LAUNCH_URL": "https://app.example.org/launch",
+    }
+    settings.update(config)
+    app = create_app(settings)
+    app.extensions["smartapp.today"] = lambda: AS_OF
+    return app
