@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["tests.fhir_server_fixture"]
+pytest_plugins = ["tests.fhir_server_fixture", "tests.postgres_fixture"]
 
 CACHE = Path(__file__).parent / ".cache"
 HL7_EXAMPLES = "hl7.fhir.r4.examples@4.0.1"
