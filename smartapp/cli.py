@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from fhir_mappings.record import InputError, build_record, load_json_input
+from smartapp.config import ConfigError
 from smartapp.evaluation_json import to_json, to_text
 from smartapp.rules.evaluate import CPZ_METHODS, evaluate
 from smartapp.rules.ruleset import PROFILES
@@ -48,7 +49,40 @@ def build_parser() -> argparse.ArgumentParser:
         default="gardner-2010",
         help="chlorpromazine-equivalence method for TRS trials",
     )
+    serve = commands.add_parser("serve", help="run the app under gunicorn (production)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=0, help="processes (default 2 x cores + 1)")
+    serve.add_argument("--threads", type=int, default=4, help="threads per process")
+    serve.add_argument("--access-log", action="store_true")
+    db = commands.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=("upgrade",), help="upgrade: migrate to the latest schema")
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from smartapp.serve import ServeOptions, serve
+
+    serve(
+        ServeOptions(args.host, args.port, args.workers, args.threads, access_log=args.access_log)
+    )
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    import os
+
+    from smartapp.app import default_instance_path, instance_database_url
+    from smartapp.config import load_config
+    from smartapp.persistence import Database
+
+    config = load_config()
+    os.makedirs(default_instance_path(), exist_ok=True)
+    database = Database(instance_database_url(config))
+    database.upgrade()
+    database.dispose()
+    sys.stdout.write("database schema is up to date\n")
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -64,9 +98,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = {"evaluate": _evaluate, "serve": _serve, "db": _db}[args.command]
     try:
-        return _evaluate(args)
-    except InputError as exc:
+        return command(args)
+    except (InputError, ConfigError) as exc:
         sys.stderr.write(f"smartapp: {exc}\n")
         return EXIT_BAD_INPUT
 

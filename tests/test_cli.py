@@ -103,3 +103,22 @@ def test_console_script_never_prints_a_traceback(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
     assert run.stderr.startswith("smartapp: ")
+
+
+def test_db_upgrade_creates_the_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SMARTAPP_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
+    assert main(["db", "upgrade"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert (tmp_path / "cli.db").exists()
+
+
+def test_malformed_configuration_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SMARTAPP_AUTO_MIGRATE", "perhaps")
+    assert main(["db", "upgrade"]) == 2
+    err = capsys.readouterr().err
+    assert "SMARTAPP_AUTO_MIGRATE" in err
+    assert err.count("\n") == 1

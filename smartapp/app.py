@@ -1,0 +1,57 @@
+"""The Flask application factory (design.md, Architecture): one app, one blueprint per surface."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from smartapp import health, rules_page
+from smartapp.cds_hooks import views as cds_views
+from smartapp.config import PROJECT_ROOT, load_config
+from smartapp.errors import register_error_handlers
+from smartapp.persistence import Database, default_sqlite_url
+from smartapp.rules.ruleset import default_ruleset
+
+log = logging.getLogger(__name__)
+
+
+def default_instance_path() -> str:
+    """Flask's instance folder for this package (``instance/`` beside it, or under the
+    environment's ``var/`` when installed): where the embedded SQLite database lives."""
+    return Flask(__name__).instance_path
+
+
+def instance_database_url(config: Mapping[str, Any], instance_path: str | None = None) -> str:
+    return str(
+        config["DATABASE_URL"] or default_sqlite_url(instance_path or default_instance_path())
+    )
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: configuration (defaults < launch.json < SMARTAPP_* < ``config``), the
+    database (migrated to the latest schema unless AUTO_MIGRATE is off), the rule data with
+    local policy overrides, and the blueprints."""
+    app = Flask(__name__, instance_relative_config=True, static_folder=str(PROJECT_ROOT / "static"))
+    app.config.update(load_config(config))
+    os.makedirs(app.instance_path, exist_ok=True)
+    database = Database(instance_database_url(app.config, app.instance_path))
+    if app.config["AUTO_MIGRATE"]:
+        database.upgrade()
+    app.extensions["smartapp.db"] = database
+    app.extensions["smartapp.rules"] = default_ruleset().with_overrides(
+        app.config["RULE_OVERRIDES"]
+    )
+    register_error_handlers(app)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(rules_page.blueprint)
+    app.register_blueprint(cds_views.blueprint)
+    if not app.config["CDS_VERIFY_JWT"]:
+        log.warning(
+            "!!! CDS client JWT verification is OFF (SMARTAPP_CDS_VERIFY_JWT=false): any caller "
+            "can invoke the CDS services. Use this for local development only. !!!"
+        )
+    return app
