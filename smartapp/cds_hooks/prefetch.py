@@ -13,10 +13,12 @@ For each prefetch template of the service:
 
 Whatever could not be had is listed in ``PatientData.unavailable`` as ``"<key>: <why>"`` in
 plain words (it becomes the ``data-unavailable`` card); the access token never appears in any
-message. When later pages of a search fail, the pages already read are kept and the key is
-listed as incomplete. Only ``fhirServer`` is called, over HTTPS: plain ``http`` is accepted for
-loopback addresses (127.0.0.1, localhost, ::1: a server on the same machine) and otherwise only
-when ``allow_http`` is set, for development.
+message. When a later page of a search fails, the first page is kept and the key is listed
+as incomplete: a partial list is flagged, never passed off as complete.
+
+Only ``fhirServer`` is called, over HTTPS: plain ``http`` is accepted for loopback addresses
+(127.0.0.1, localhost, ::1: a server on the same machine) and otherwise only when
+``allow_http`` is set, for development.
 """
 
 from __future__ import annotations
@@ -120,8 +122,8 @@ def server_problem(fhir_server: str | None, allow_http: bool = False) -> str | N
 
 
 def _pages(client: FhirClient, bundle: Resource, key: _Key) -> _Key:
-    """The resources of ``bundle`` and of its ``next`` pages. The first page is read already;
-    if a later page fails, what was read is kept and the key is marked incomplete."""
+    """The resources of ``bundle`` and of its ``next`` pages. ``key`` holds the first page
+    already; if a later page fails, that is kept and the key is marked incomplete."""
     try:
         key.resources = client.follow(bundle)
         key.fetched = True
