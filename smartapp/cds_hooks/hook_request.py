@@ -115,8 +115,11 @@ def _optional(value: Any, name: str) -> str | None:
 
 def _absolute_url(value: Any, name: str) -> str:
     text = _required(value, name)
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise bad(f"{name} must be an absolute http(s) URL") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in text:
         raise bad(f"{name} must be an absolute http(s) URL")
     return text
 

@@ -166,10 +166,19 @@ class Trail:
         patient = context.get("patientId") if isinstance(context, dict) else None
         if isinstance(patient, str):
             self.patient_id = patient
-        server = body.get("fhirServer")
-        if isinstance(server, str):
-            parts = urlsplit(server)
-            self.fhir_server = f"{parts.scheme}://{parts.hostname}" if parts.hostname else None
+        self.fhir_server = origin(body.get("fhirServer"))
+
+
+def origin(url: Any) -> str | None:
+    """``scheme://host[:port]`` of a URL: the audit keeps which EHR called, not the path."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}" if parts.scheme and host else None
 
 
 def _audit(trail: Trail) -> None:

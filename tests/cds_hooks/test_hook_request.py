@@ -132,6 +132,8 @@ def test_http_fhir_server_is_a_valid_url() -> None:
         (("fhirServer",), "ehr.example.org/fhir", "fhirServer"),
         (("fhirServer",), "ftp://ehr.example.org", "fhirServer"),
         (("fhirServer",), ["https://x"], "fhirServer"),
+        (("fhirServer",), "https://[ehr.example.org/fhir", "fhirServer"),
+        (("fhirServer",), "https://ehr example/fhir", "fhirServer"),
         (("fhirAuthorization",), "Bearer abc", "fhirAuthorization must be an object"),
         (("fhirAuthorization", "access_token"), None, "fhirAuthorization.access_token"),
         (("fhirAuthorization", "access_token"), 7, "fhirAuthorization.access_token"),

@@ -14,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from smartapp.cds_hooks import discovery
+from smartapp.cds_hooks.views import origin
 from smartapp.persistence import store
 from tests.cds_hooks import requests_builder as rb
 
@@ -323,3 +324,26 @@ def test_tokens_and_clinical_data_never_reach_the_logs(
     assert "Bearer" not in text
     assert "Ciprofloxacin 500 mg" not in text
     assert "1,200" not in text and "751-8" not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://ehr.example.org/fhir/r4", "https://ehr.example.org"),
+        ("http://localhost:8080/fhir", "http://localhost:8080"),
+        ("https://user:pw@ehr.example.org:8443/fhir", "https://ehr.example.org:8443"),
+        ("https://[ehr", None),
+        ("ehr.example.org", None),
+        (5, None),
+    ],
+)
+def test_the_audit_keeps_only_the_fhir_server_origin(url: Any, expected: str | None) -> None:
+    assert origin(url) == expected
+
+
+def test_an_unparseable_fhir_server_is_400_not_500(app: Flask, client: FlaskClient) -> None:
+    body = rb.hook_body(NAME, "patient-view", fhir_server="https://[ehr.example.org/fhir")
+    response = client.post(SERVICE.format(hook="patient-view"), json=body)
+    assert response.status_code == 400
+    (event,) = store.list_audit(app.extensions["smartapp.db"])
+    assert event.status == 400 and event.fhir_server is None
