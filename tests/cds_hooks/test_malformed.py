@@ -181,6 +181,9 @@ def post_json(body: Any, path: str = SELECT) -> int:
     return response.status_code
 
 
+#: Strings close to URLs: brackets, ports, spaces, user info (urlsplit raises on some).
+urlish = st.from_regex(r"(https?|ftp)://[\[\]a-z0-9:.@ %]{0,16}(/[a-z/]{0,8})?", fullmatch=True)
+
 # Skeleton shapes make the generator reach deeper validation than random top-level values do.
 skeletons = st.fixed_dictionaries(
     {
@@ -192,7 +195,11 @@ skeletons = st.fixed_dictionaries(
         )
         | json_values,
     },
-    optional={"prefetch": json_values, "fhirServer": json_values, "fhirAuthorization": json_values},
+    optional={
+        "prefetch": json_values,
+        "fhirServer": urlish | json_values,
+        "fhirAuthorization": json_values,
+    },
 )
 
 PROPERTY = settings(
