@@ -195,7 +195,7 @@ def _audit(trail: Trail) -> None:
         fhir_server=trail.fhir_server[:URL_LEN] if trail.fhir_server else None,
     )
     log.info(
-        "CDS hook %s instance=%s patient=%s status=%d codes=%s %.1f ms",
+        "CDS hook %r instance=%r patient=%r status=%d codes=%s %.1f ms",
         event.service_id, event.hook_instance, event.patient_id, event.status,
         ",".join(event.finding_codes) or "-", latency_ms,
     )  # fmt: skip
