@@ -136,10 +136,11 @@ SERVICES = (
         title="Clozapine safety and treatment-resistant schizophrenia",
         description=(
             "When a chart opens: clozapine ANC monitoring (latest result against the US or UK "
-            "thresholds, frequency and next due date, overdue counts), myocarditis monitoring "
-            "in the first weeks, clozapine levels and clozapine/norclozapine ratio, smoking "
-            "changes, interacting drugs, constipation and metabolic monitoring, and whether "
-            "two adequate antipsychotic trials have failed (treatment-resistant schizophrenia)."
+            "thresholds, monitoring frequency, next due date and whether it is overdue), "
+            "myocarditis monitoring in the first weeks, clozapine levels and the "
+            "clozapine/norclozapine ratio, smoking changes, interacting drugs, constipation and "
+            "metabolic monitoring, and whether two adequate antipsychotic trials have failed "
+            "(treatment-resistant schizophrenia)."
         ),
         prefetch=PREFETCH,
     ),
