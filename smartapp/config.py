@@ -31,12 +31,17 @@ DEFAULTS: dict[str, Any] = {
     "CDS_JWT_LEEWAY_S": 60,
     "CDS_JWT_MAX_AGE_S": 600,
     "CDS_JWKS_CACHE_S": 3600,
+    # Fetch a trusted issuer's JWKS over plain http from 127.0.0.1/localhost (a local sandbox
+    # or benchmark EHR). Everything else is https only.
+    "CDS_JWKS_ALLOW_LOOPBACK_HTTP": False,
     # Origins allowed to call the CDS service from a browser (CORS); ["*"] allows any.
     "CDS_ALLOWED_ORIGINS": ["*"],
     # Outbound FHIR queries (prefetch fallback, SMART app).
     "FHIR_TIMEOUT_S": 5.0,
     "FHIR_MAX_PAGES": 50,
     "FHIR_PARALLEL": 8,
+    # Call a plain-http fhirServer (development only; loopback is always allowed).
+    "FHIR_ALLOW_HTTP": False,
     # Clinical configuration.
     "PROFILE": "us-fda",
     "CPZ_METHOD": "gardner-2010",

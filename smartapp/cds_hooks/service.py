@@ -59,7 +59,7 @@ class ServiceSettings:
             fhir_timeout_s=float(config["FHIR_TIMEOUT_S"]),
             fhir_max_pages=int(config["FHIR_MAX_PAGES"]),
             fhir_parallel=int(config["FHIR_PARALLEL"]),
-            fhir_allow_http=bool(config.get("FHIR_ALLOW_HTTP", False)),
+            fhir_allow_http=bool(config["FHIR_ALLOW_HTTP"]),
         )
 
 

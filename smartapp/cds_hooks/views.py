@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 from smartapp.cds_hooks import discovery
 from smartapp.cds_hooks.feedback import parse_feedback
 from smartapp.cds_hooks.hook_request import parse_hook_request, read_json_body
+from smartapp.cds_hooks.jwks import https_fetcher
 from smartapp.cds_hooks.jwt_auth import CdsJwtVerifier, JwtRejected
 from smartapp.cds_hooks.service import ServiceSettings, call_hook
 from smartapp.errors import ClientError
@@ -65,6 +66,9 @@ def build_verifier(app: App) -> CdsJwtVerifier:
         leeway_s=int(app.config["CDS_JWT_LEEWAY_S"]),
         max_age_s=int(app.config["CDS_JWT_MAX_AGE_S"]),
         jwks_cache_s=int(app.config["CDS_JWKS_CACHE_S"]),
+        fetch_json=https_fetcher(
+            allow_loopback_http=bool(app.config["CDS_JWKS_ALLOW_LOOPBACK_HTTP"])
+        ),
         replay=replay,
     )
 
