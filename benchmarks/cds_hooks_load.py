@@ -141,7 +141,8 @@ def token(key: ECKey, audience: str) -> str:
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": audience, "iat": now, "exp": now + 300,
               "jti": str(uuid.uuid4()), "sub": "bench-client"}  # fmt: skip
-    return str(jwt.encode({"alg": "ES384", "typ": "JWT", "kid": key.kid}, claims, key))
+    header = {"alg": "ES384", "typ": "JWT", "kid": key.kid}
+    return str(jwt.encode(header, claims, key, algorithms=["ES384"]))
 
 
 def patient_id(bundle: dict[str, Any]) -> str:

@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     # Outbound FHIR queries (prefetch fallback, SMART app).
     "FHIR_TIMEOUT_S": 5.0,
     "FHIR_MAX_PAGES": 50,
-    "FHIR_PARALLEL": 8,
+    "FHIR_PARALLEL": 10,  # at least the number of prefetch keys, so all run at once
     # Call a plain-http fhirServer (development only; loopback is always allowed).
     "FHIR_ALLOW_HTTP": False,
     # Clinical configuration.
