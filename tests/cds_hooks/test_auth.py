@@ -139,9 +139,14 @@ def test_replayed_jti_is_401(app: Flask, client: FlaskClient) -> None:
     assert_unauthorized(post(client, token))
 
 
-def test_the_replay_cache_is_shared_through_the_database(tmp_path: Path, jwks: Any) -> None:
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_the_replay_cache_is_shared_through_the_database(
+    tmp_path: Path, jwks: Any, engine: str, request: pytest.FixtureRequest
+) -> None:
     """Two app instances on one database: a token used on one is refused on the other."""
-    config = {"CDS_VERIFY_JWT": True, "CDS_TRUSTED_ISSUERS": k.trusted_issuers()}
+    config: dict[str, Any] = {"CDS_VERIFY_JWT": True, "CDS_TRUSTED_ISSUERS": k.trusted_issuers()}
+    if engine == "postgresql":
+        config["DATABASE_URL"] = request.getfixturevalue("postgres_database")
     first = rb.make_app(tmp_path, **config).test_client()
     second = rb.make_app(tmp_path, **config).test_client()
     token = k.sandbox_token(BASE + SIGN, now=now())

@@ -121,8 +121,13 @@ def test_malformed_bodies_are_400(body: Any) -> None:
 # --- over HTTP -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Flask:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Flask:
+    """The same endpoint tests on the embedded SQLite file and on PostgreSQL, the database
+    several instances share (design.md, Persistence)."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_database")
+        return rb.make_app(tmp_path, DATABASE_URL=url)
     return rb.make_app(tmp_path)
 
 
