@@ -158,9 +158,16 @@ def clozapine_history(record: PatientRecord, ctx: RuleContext) -> ClozapineHisto
     return ClozapineHistory(tuple(courses), current, proposed, restart_gap, new_course)
 
 
-def current_daily_dose(history: ClozapineHistory, as_of: date) -> tuple[float | None, str | None]:
-    """The clozapine dose in force: a proposed order's, else the latest-starting exposure
-    covering ``as_of`` that states a dose. Returns (mg/day, evidence ref)."""
+def current_daily_dose(
+    history: ClozapineHistory, as_of: date
+) -> tuple[float | None, tuple[str, ...]]:
+    """The clozapine dose in force, in mg/day, and the orders it comes from.
+
+    Proposed (draft) orders take precedence; otherwise the orders covering ``as_of``. Orders
+    of different products in force together are a split dose and are added up (25 mg + 100 mg
+    tablets); orders of the same product are one prescription renewed, and only the
+    latest-starting counts. Adding up is the safer reading for the maximum-dose check (§8).
+    """
     candidates = [m for m in history.proposed if m.daily_dose_mg is not None]
     if not candidates and history.current is not None:
         candidates = [
@@ -171,7 +178,10 @@ def current_daily_dose(history: ClozapineHistory, as_of: date) -> tuple[float | 
             and (m.start is None or m.start <= as_of)
             and (m.end is None or m.end > as_of)
         ]
-    if not candidates:
-        return None, None
-    best = max(candidates, key=lambda m: (m.start or date.min, m.ref))
-    return best.daily_dose_mg, best.ref
+    latest: dict[str, MedicationExposure] = {}
+    for m in sorted(candidates, key=lambda m: (m.start or date.min, m.ref)):
+        latest[m.recognised_by or m.display] = m
+    if not latest:
+        return None, ()
+    chosen = sorted(latest.values(), key=lambda m: m.ref)
+    return sum(m.daily_dose_mg or 0.0 for m in chosen), tuple(m.ref for m in chosen)

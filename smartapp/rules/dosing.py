@@ -52,12 +52,12 @@ def evaluate_dosing(
     note = _unknown_dose_note(record, ctx)
     start = new_course_start(history, ctx)
     restart = restart_of(history, ctx)
-    dose, dose_ref = current_daily_dose(history, ctx.as_of)
+    dose, dose_refs = current_daily_dose(history, ctx.as_of)
     findings = [
         _start_finding(start, note, ctx) if start else None,
         _restart_finding(restart, note, ctx) if restart else None,
-        _max_finding(dose, dose_ref, note, ctx),
-        _seizure_finding(record, history, dose, dose_ref, note, ctx),
+        _max_finding(dose, dose_refs, note, ctx),
+        _seizure_finding(record, history, dose, dose_refs, note, ctx),
     ]
     return [f for f in findings if f is not None]
 
@@ -186,7 +186,7 @@ def _restart_finding(start: Start, note: str, ctx: RuleContext) -> Finding | Non
 
 
 def _max_finding(
-    dose: float | None, ref: str | None, note: str, ctx: RuleContext
+    dose: float | None, refs: tuple[str, ...], note: str, ctx: RuleContext
 ) -> Finding | None:
     limit = ctx.rules.num("dosing.maximum.max_daily_mg")
     if dose is None or dose <= limit:
@@ -200,7 +200,7 @@ def _max_finding(
         detail="\n".join(
             line
             for line in [
-                f"Ordered {format_mg(dose)} mg/day ({ref}); the label maximum is "
+                f"Ordered {format_mg(dose)} mg/day ({', '.join(refs)}); the label maximum is "
                 f"{format_mg(limit)} mg/day. Check the dose, its units and frequency, and "
                 "duplicate orders; check a clozapine level.",
                 note,
@@ -208,7 +208,7 @@ def _max_finding(
             if line
         ),
         source=ctx.rules.cite("dosing.maximum.max_daily_mg"),
-        evidence=(ref,) if ref else (),
+        evidence=refs,
         actions=lab_actions(ctx, "dosing.seizure.actions"),
     )
 
@@ -217,7 +217,7 @@ def _seizure_finding(
     record: PatientRecord,
     history: ClozapineHistory,
     dose: float | None,
-    dose_ref: str | None,
+    dose_refs: tuple[str, ...],
     note: str,
     ctx: RuleContext,
 ) -> Finding | None:
@@ -235,10 +235,10 @@ def _seizure_finding(
     if by_dose and dose is not None:
         parts.append(f"clozapine {format_mg(dose)} mg/day")
         lines.append(
-            f"Dose {format_mg(dose)} mg/day ({dose_ref}) is at or above "
+            f"Dose {format_mg(dose)} mg/day ({', '.join(dose_refs)}) is at or above "
             f"{format_mg(dose_min)} mg/day: {ctx.rules.value(f'{SZ}.rate_text')}."
         )
-        evidence.append(dose_ref or "")
+        evidence.extend(dose_refs)
         cited.append(f"{SZ}.dose_min_mg")
     if by_level and level is not None:
         parts.append(f"level {format_mg(level.value)} ng/mL ({level.day.isoformat()})")

@@ -129,7 +129,7 @@ def _summary(
 
 def _group_detail(group: str, history: ClozapineHistory, ctx: RuleContext) -> list[str]:
     if group == "cyp1a2_inhibitor":
-        dose, ref = current_daily_dose(history, ctx.as_of)
+        dose, refs = current_daily_dose(history, ctx.as_of)
         divisor = ctx.rules.num("interactions.cyp1a2_inhibitor.dose_divisor")
         if dose is None:
             return [
@@ -137,7 +137,8 @@ def _group_detail(group: str, history: ClozapineHistory, ctx: RuleContext) -> li
                 "actual dose before co-prescribing."
             ]
         return [
-            f"One-third of the current clozapine dose of {format_mg(dose)} mg/day ({ref}) is "
+            f"One-third of the current clozapine dose of {format_mg(dose)} mg/day "
+            f"({', '.join(refs)}) is "
             f"about {format_mg(dose / divisor)} mg/day."
         ]
     if group == "valproate_titration" and history.current is not None:

@@ -3,6 +3,7 @@ gaps, proposed orders and the dose in force."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -172,7 +173,7 @@ def test_current_daily_dose_prefers_the_proposed_order() -> None:
         ),
         ctx(),
     )
-    assert current_daily_dose(h, AS_OF) == (25, "MedicationRequest/d")
+    assert current_daily_dose(h, AS_OF) == (25, ("MedicationRequest/d",))
 
 
 def test_current_daily_dose_takes_the_latest_order_in_force() -> None:
@@ -184,5 +185,18 @@ def test_current_daily_dose_takes_the_latest_order_in_force() -> None:
         ),
         ctx(),
     )
-    assert current_daily_dose(h, AS_OF) == (350, "MedicationRequest/b")
-    assert current_daily_dose(clozapine_history(record(), ctx()), AS_OF) == (None, None)
+    assert current_daily_dose(h, AS_OF) == (350, ("MedicationRequest/b",))
+    assert current_daily_dose(clozapine_history(record(), ctx()), AS_OF) == (None, ())
+
+
+def test_current_daily_dose_adds_up_a_split_dose_of_different_products() -> None:
+    """25 mg tablets in the morning and 100 mg tablets at night are two orders, one dose."""
+    morning = replace(
+        cloz("MedicationRequest/m", date(2026, 1, 1), dose=50),
+        recognised_by="rxnorm:197536",
+        display="clozapine 25 mg tablet",
+    )
+    night = cloz("MedicationRequest/n", date(2026, 1, 1), dose=900)
+    renewal = cloz("MedicationRequest/r", date(2026, 2, 1), dose=900)  # same product: a renewal
+    h = clozapine_history(record(morning, night, renewal), ctx())
+    assert current_daily_dose(h, AS_OF) == (950, ("MedicationRequest/m", "MedicationRequest/r"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -86,6 +87,14 @@ def test_dose_above_max_boundary(dose: float, fires: bool) -> None:
 def test_drafted_dose_above_max() -> None:
     found = run(med("c"), med("new", start=None, dose=1000, proposed=True))
     assert found["dose-above-max"].evidence == ("MedicationRequest/new",)
+
+
+def test_split_dose_over_two_products_is_added_up_for_the_maximum() -> None:
+    morning = replace(med("am", dose=400), recognised_by="rxnorm:197536")  # 25 mg tablets
+    night = med("pm", dose=600)
+    found = run(morning, night)
+    assert found["dose-above-max"].summary.startswith("Clozapine 1,000 mg/day")
+    assert found["dose-above-max"].evidence == ("MedicationRequest/am", "MedicationRequest/pm")
 
 
 def test_unknown_dose_is_not_read_as_safe_nor_as_above_max() -> None:
