@@ -86,7 +86,8 @@ def ensure_installed() -> None:
 def launch_id(**context: Any) -> str:
     """An EHR launch id the server understands: base64url JSON of the launch context, e.g.
     ``launch_id(patient="p1")``; optional keys encounter, need_patient_banner, intent,
-    fhirContext, scope_grant (the scopes granted for this launch) and deny (user refuses)."""
+    fhirContext, appContext, scope_grant (the scopes granted for this launch) and deny (the
+    user refuses)."""
     raw = json.dumps(context, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 

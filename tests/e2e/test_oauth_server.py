@@ -121,13 +121,16 @@ def test_smart_configuration_at_the_fhir_base_and_the_root(server: OAuthServer) 
 
 
 def test_ehr_launch_token_carries_the_launch_context(server: OAuthServer, patient_id: str) -> None:
-    query = authorize(server, launch=server.launch_id(patient=patient_id, encounter="enc-1"))
+    app_context = json.dumps({"finding": "anc-mild", "patient": patient_id})
+    launch = server.launch_id(patient=patient_id, encounter="enc-1", appContext=app_context)
+    query = authorize(server, launch=launch)
     assert query["state"] == "st-1"
     response = exchange(server, query["code"])
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["patient"] == patient_id
     assert body["encounter"] == "enc-1"
+    assert body["appContext"] == app_context
     assert body["need_patient_banner"] is True
     assert body["fhirUser"] == "Practitioner/e2e-clinician"
     assert body["scope"] == SCOPE

@@ -18,10 +18,10 @@
 //   alone skips PKCE when no verifier is sent), codes and refresh tokens single use, client
 //   authentication (public, client_secret_basic or private_key_jwt), and the SMART context added
 //   to the response: patient, encounter, need_patient_banner, smart_style_url, fhirUser,
-//   intent, fhirContext, scope, expires_in, refresh_token.
+//   intent, fhirContext, appContext, scope, expires_in, refresh_token.
 // - Launch ids: `launch` is base64url JSON, e.g. {"patient": "p1"}, so one server serves many
-//   patients; optional keys encounter, need_patient_banner, intent, fhirContext, scope_grant,
-//   deny (the user refuses: access_denied).
+//   patients; optional keys encounter, need_patient_banner, intent, fhirContext, appContext
+//   (as a CDS Hooks card's smart link passes it), scope_grant, deny (the user refuses).
 // - GET /admin/requests: the authorize and token requests received (secrets redacted).
 import http from 'node:http';
 import { createHash, randomUUID } from 'node:crypto';
@@ -254,6 +254,7 @@ class SmartServer {
         need_patient_banner: launch.need_patient_banner ?? true,
         intent: launch.intent,
         fhirContext: launch.fhirContext,
+        appContext: launch.appContext,
       },
     };
   }
