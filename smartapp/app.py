@@ -15,6 +15,8 @@ from smartapp.config import PROJECT_ROOT, load_config
 from smartapp.errors import register_error_handlers
 from smartapp.persistence import Database, default_sqlite_url
 from smartapp.rules.ruleset import default_ruleset
+from smartapp.smart.launch import init_smart
+from smartapp.smart.security import init_security
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["RULE_OVERRIDES"]
     )
     register_error_handlers(app)
+    init_security(app)
+    init_smart(app)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(rules_page.blueprint)
     app.register_blueprint(cds_views.blueprint)

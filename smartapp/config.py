@@ -51,6 +51,34 @@ DEFAULTS: dict[str, Any] = {
     # Request bodies larger than this are refused with 413.
     "MAX_CONTENT_LENGTH": 5 * 1024 * 1024,
     "LAUNCH_JSON": None,
+    # SMART launch (smartapp/smart). Signs the session cookie; None: a key generated into the
+    # instance folder (mode 0600). Several instances must share one: set it then.
+    "SECRET_KEY": None,
+    # Fernet key(s) encrypting tokens at rest, comma-separated (the first encrypts, all
+    # decrypt: rotation); None: a key file generated into the instance folder (mode 0600).
+    "TOKEN_KEY": None,
+    # The confidential-symmetric client's secret (SMARTAPP_CLIENT_SECRET; never in launch.json).
+    "CLIENT_SECRET": None,
+    # Private JWKS (ES384 or RS384 keys with kid) for private_key_jwt; None: an ES384 key
+    # generated into the instance folder. Public halves are served at /.well-known/jwks.json.
+    "SMART_PRIVATE_JWKS_PATH": None,
+    # FHIR servers (iss) to launch against, added to launch.json allowed_fhir_servers.
+    "SMART_ALLOWED_ISS": [],
+    # Standalone launch without iss: this server (overrides launch.json default_fhir_server).
+    "SMART_DEFAULT_ISS": None,
+    "SMART_DISCOVERY_CACHE_S": 300.0,
+    "SMART_HTTP_TIMEOUT_S": 10.0,  # discovery, token, id_token keys, smart_style_url
+    "SMART_STATE_TTL_S": 600.0,  # from authorize redirect to callback
+    "SMART_SESSION_TTL_S": 8 * 3600.0,  # a launch's server-side session, absolute
+    "SMART_REFRESH_MARGIN_S": 60.0,  # refresh tokens expiring within this
+    # A token response without "scope": False (policy, the safer reading) takes nothing as
+    # granted; True takes the requested scopes as granted (RFC 6749 §5.1).
+    "SMART_MISSING_SCOPE_IS_REQUESTED": False,
+    # Plain-http local development: session cookie without Secure and with SameSite=Lax
+    # (EHR iframe launches then fail). Announced loudly at start.
+    "INSECURE_DEV_COOKIES": False,
+    # Blueprints that take no cookies (bearer-authenticated JSON APIs): no CSRF token needed.
+    "CSRF_EXEMPT_BLUEPRINTS": ["cds_hooks"],
 }
 
 TRUE = frozenset({"1", "true", "yes", "on"})
