@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from fhir_mappings import json_text
 from smartapp.errors import ClientError
 
 JSON_TYPES = frozenset({"application/json", "application/fhir+json"})
@@ -93,7 +94,7 @@ def read_json_body(content_type: str | None, data: bytes) -> Any:
     if mimetype not in JSON_TYPES:
         raise ClientError(415, "the request body must be application/json")
     try:
-        return json.loads(data.decode("utf-8"))
+        return json_text.loads(data)
     except UnicodeDecodeError:
         raise bad("the request body is not UTF-8") from None
     except json.JSONDecodeError as exc:

@@ -124,6 +124,29 @@ def test_deeply_nested_json_is_400(client: FlaskClient) -> None:
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("depth", [900, 1000, 1024])
+@pytest.mark.parametrize("where", ["prefetch", "draft", "top"])
+def test_nesting_the_json_reader_accepts_is_never_500(
+    client: FlaskClient, depth: int, where: str
+) -> None:
+    """orjson reads up to 1024 levels, deeper than ``json`` could under Flask's stack: such a
+    value in any part of the body must still be refused or ignored, never crash."""
+    nested = "[" * depth + "]" * depth
+    body = rb.hook_body("trs-not-met")
+    if where == "prefetch":
+        body["prefetch"]["conditions"] = {"resourceType": "Bundle", "type": "searchset",
+                                          "entry": [{"resource": "@"}]}  # fmt: skip
+    elif where == "draft":
+        body["context"]["draftOrders"]["entry"][0]["resource"]["dosageInstruction"] = "@"
+    else:
+        body["extension"] = "@"
+    data = json.dumps(body).replace('"@"', nested)
+    response = client.post(SIGN, data=data, content_type="application/json")
+    assert response.status_code in ALLOWED
+    if response.status_code != 200:
+        assert outcome_text(response)
+
+
 def test_a_huge_payload_is_413(client: FlaskClient) -> None:
     body = rb.hook_body("trs-not-met")
     body["padding"] = "x" * (5 * 1024 * 1024)
