@@ -219,13 +219,19 @@ def _map(resource: dict[str, Any], ref: str, out: Mapped) -> None:
 def map_condition(resource: dict[str, Any]) -> Mapped:
     """One Condition -> at most one ConditionFact (see the module docstring for the rules)."""
     out = Mapped()
+    map_condition_into(resource, out)
+    return out
+
+
+def map_condition_into(resource: dict[str, Any], out: Mapped) -> None:
+    """``map_condition`` adding to ``out``; a malformed Condition leaves only its issue."""
     if not isinstance(resource, dict):
         out.issue("Condition/(unreadable)", "Condition is not a JSON object")
-        return out
+        return
     ref = reference("Condition", resource)
+    mark = out.mark()
     try:
         _map(resource, ref, out)
     except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-        out = Mapped()
+        out.rewind(mark)
         out.issue(ref, f"malformed Condition ({type(exc).__name__})")
-    return out

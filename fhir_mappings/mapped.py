@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from smartapp.domain import (
     ConditionFact,
@@ -30,6 +31,23 @@ class Mapped:
     ratings: list[RatingScore] = field(default_factory=list)
     issues: list[DataIssue] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)
+
+    def mark(self) -> tuple[int, ...]:
+        """Where each list ends now, for ``rewind``."""
+        return (
+            len(self.medications), len(self.labs), len(self.smoking), len(self.conditions),
+            len(self.ratings), len(self.issues), len(self.unmapped),
+        )  # fmt: skip
+
+    def rewind(self, mark: tuple[int, ...]) -> None:
+        """Drop what was added since ``mark``: the partial output of a resource that turned
+        out to be malformed half-way through."""
+        lists: tuple[list[Any], ...] = (
+            self.medications, self.labs, self.smoking, self.conditions,
+            self.ratings, self.issues, self.unmapped,
+        )  # fmt: skip
+        for items, end in zip(lists, mark, strict=True):
+            del items[end:]
 
     def extend(self, other: Mapped) -> None:
         self.medications.extend(other.medications)

@@ -88,12 +88,13 @@ class _Reading:
         )
 
 
-def _start(resource: Resource, rtype: str, resolve: Resolver, source: Source) -> _Reading | None:
+def _start(
+    resource: Resource, rtype: str, resolve: Resolver, source: Source, out: Mapped
+) -> _Reading | None:
     status = resource.get("status")
     status = status if isinstance(status, str) else ""
     if status in SKIP[rtype]:
         return None
-    out = Mapped()
     ref = resource_ref(resource)
     drug = recognise(resource, resolve)
     if drug is None:
@@ -118,16 +119,18 @@ def _instructions(resource: Resource, reading: _Reading, key: str) -> list[dict[
     return [d for d in value if isinstance(d, dict)]
 
 
-def read_request(resource: Resource, resolve: Resolver) -> Mapped:
+def read_request(resource: Resource, resolve: Resolver, out: Mapped) -> None:
     """A MedicationRequest: one exposure per (sequential) phase of its dosage instructions."""
-    reading = _start(resource, "MedicationRequest", resolve, "request")
+    mark = out.mark()
+    reading = _start(resource, "MedicationRequest", resolve, "request", out)
     if reading is None:
-        return Mapped()
+        return
     proposed = reading.status == "draft"
     if resource.get("intent") in NOT_ORDERS and not proposed:
-        return Mapped()
+        out.rewind(mark)  # not an order: not even its unrecognised drug is worth a word
+        return
     if not reading.drug.display:
-        return reading.out
+        return
     authored = timing.parse_date(resource.get("authoredOn"))
     request = resource.get("dispenseRequest")
     validity = request.get("validityPeriod") if isinstance(request, dict) else None
@@ -154,7 +157,6 @@ def read_request(resource: Resource, resolve: Resolver) -> Mapped:
         authored_day = authored.day if authored else None
         reading.add(start, end, dose, proposed=proposed, authored=authored_day)
         fallback = end
-    return reading.out
 
 
 def _checked(
@@ -170,11 +172,11 @@ def _checked(
     return start, end
 
 
-def read_dispense(resource: Resource, resolve: Resolver) -> Mapped:
+def read_dispense(resource: Resource, resolve: Resolver, out: Mapped) -> None:
     """A MedicationDispense covers ``daysSupply`` days from when it was handed over."""
-    reading = _start(resource, "MedicationDispense", resolve, "dispense")
+    reading = _start(resource, "MedicationDispense", resolve, "dispense", out)
     if reading is None or not reading.drug.display:
-        return reading.out if reading else Mapped()
+        return
     handed = timing.parse_date(resource.get("whenHandedOver")) or timing.parse_date(
         resource.get("whenPrepared")
     )
@@ -195,14 +197,13 @@ def read_dispense(resource: Resource, resolve: Resolver) -> Mapped:
         end = timing.add_days(start, 1)
     start, end = _checked(reading, start, end, False)
     reading.add(start, end, dose, days_supply=days)
-    return reading.out
 
 
-def read_administration(resource: Resource, resolve: Resolver) -> Mapped:
+def read_administration(resource: Resource, resolve: Resolver, out: Mapped) -> None:
     """A MedicationAdministration covers its day, or a long-acting injection's interval."""
-    reading = _start(resource, "MedicationAdministration", resolve, "administration")
+    reading = _start(resource, "MedicationAdministration", resolve, "administration", out)
     if reading is None or not reading.drug.display:
-        return reading.out if reading else Mapped()
+        return
     period = resource.get("effectivePeriod")
     when = timing.parse_date(resource.get("effectiveDateTime")) or (
         timing.parse_date(period.get("start")) if isinstance(period, dict) else None
@@ -227,10 +228,9 @@ def read_administration(resource: Resource, resolve: Resolver) -> Mapped:
         end = timing.add_days(start, 1)
     start, end = _checked(reading, start, end, False)
     reading.add(start, end, dose)
-    return reading.out
 
 
-_READERS: dict[str, Callable[[Resource, Resolver], Mapped]] = {
+_READERS: dict[str, Callable[[Resource, Resolver, Mapped], None]] = {
     "MedicationRequest": read_request,
     "MedicationDispense": read_dispense,
     "MedicationAdministration": read_administration,
@@ -243,14 +243,23 @@ def map_medication(
     """Map one MedicationRequest, MedicationDispense or MedicationAdministration.
 
     Never raises on odd input: a value of the wrong type becomes a ``DataIssue``."""
+    out = Mapped()
+    map_medication_into(resource, resolve, out)
+    return out
+
+
+def map_medication_into(
+    resource: dict[str, Any], resolve: Callable[[str], dict[str, Any] | None], out: Mapped
+) -> None:
+    """``map_medication`` adding to ``out``; a malformed resource leaves only its issue."""
     if not isinstance(resource, dict):
-        return Mapped()
+        return
     reader = _READERS.get(str(resource.get("resourceType")))
     if reader is None:
-        return Mapped()
+        return
+    mark = out.mark()
     try:
-        return reader(resource, resolve)
+        reader(resource, resolve, out)
     except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
-        out = Mapped()
+        out.rewind(mark)
         out.issue(resource_ref(resource), f"malformed {resource.get('resourceType')}: {exc}")
-        return out

@@ -267,18 +267,27 @@ def map_observation(resource: dict[str, Any], *, report: dict[str, Any] | None =
     ``report``: the DiagnosticReport that lists this Observation in ``result``, if known; its
     time is used when the Observation has none (reports often carry the only time)."""
     out = Mapped()
+    map_observation_into(resource, out, report=report)
+    return out
+
+
+def map_observation_into(
+    resource: dict[str, Any], out: Mapped, *, report: dict[str, Any] | None = None
+) -> None:
+    """``map_observation`` adding to ``out`` (one ``Mapped`` for a whole record). A malformed
+    Observation leaves only its issue: what it had added is taken back."""
     if not isinstance(resource, dict):
         out.issue("Observation/(unreadable)", "Observation is not a JSON object")
-        return out
+        return
     ref = reference("Observation", resource)
+    mark = out.mark()
     try:
         when = report_time(report) if isinstance(report, dict) else None
         if not _map_into(resource, ref, out, when if isinstance(when, tuple) else None):
             out.unmapped.append(ref)
     except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-        out = Mapped()
+        out.rewind(mark)
         out.issue(ref, f"malformed Observation ({type(exc).__name__})")
-    return out
 
 
 def map_diagnostic_report(resource: dict[str, Any]) -> Mapped:
@@ -286,16 +295,22 @@ def map_diagnostic_report(resource: dict[str, Any]) -> Mapped:
     "#id"), with the report's reference as evidence and the report's time when a result has
     none. Results referenced by a literal reference are mapped on their own by the assembler."""
     out = Mapped()
+    map_diagnostic_report_into(resource, out)
+    return out
+
+
+def map_diagnostic_report_into(resource: dict[str, Any], out: Mapped) -> None:
+    """``map_diagnostic_report`` adding to ``out``; a malformed report leaves only its issue."""
     if not isinstance(resource, dict):
         out.issue("DiagnosticReport/(unreadable)", "DiagnosticReport is not a JSON object")
-        return out
+        return
     ref = reference("DiagnosticReport", resource)
+    mark = out.mark()
     try:
         _map_report(resource, ref, out)
     except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-        out = Mapped()
+        out.rewind(mark)
         out.issue(ref, f"malformed DiagnosticReport ({type(exc).__name__})")
-    return out
 
 
 def _local_refs(items: Any) -> list[str]:

@@ -15,10 +15,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from fhir_mappings.conditions import map_condition
+from fhir_mappings import json_text
+from fhir_mappings.conditions import map_condition_into
 from fhir_mappings.mapped import Mapped
-from fhir_mappings.medications import map_medication
-from fhir_mappings.observations import map_diagnostic_report, map_observation
+from fhir_mappings.medications import map_medication_into
+from fhir_mappings.observations import map_diagnostic_report_into, map_observation_into
 from smartapp.domain import ClinicianStatement, PatientRecord
 
 Resource = dict[str, Any]
@@ -43,6 +44,13 @@ class _Collected:
     resources: list[Resource] = field(default_factory=list)
     by_ref: dict[str, Resource] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    #: by_ref keys other than a resource's own ``Type/id`` (its fullUrl) -> that ``Type/id``
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def add_key(self, key: str, resource: Resource, own: str) -> None:
+        self.by_ref[key] = resource
+        if key != own:
+            self.aliases[key] = own
 
 
 def resource_ref(resource: Resource, full_url: str | None = None) -> str:
@@ -108,12 +116,14 @@ def _collect(
         return
     if not resource.get("id") and isinstance(full_url, str) and full_url.startswith("urn:uuid:"):
         resource = {**resource, "id": full_url.removeprefix("urn:uuid:")}
-    ref = resource_ref(resource, full_url if isinstance(full_url, str) else None)
+    own = resource_ref(resource)
+    url = full_url if isinstance(full_url, str) else None
+    ref = resource_ref(resource, url) if url else own
     if ref in out.by_ref:
         return
-    out.by_ref[ref] = resource
-    if isinstance(full_url, str):
-        out.by_ref.setdefault(full_url, resource)
+    out.add_key(ref, resource, own)
+    if url is not None and url not in out.by_ref:
+        out.add_key(url, resource, own)
     out.resources.append(resource)
 
 
@@ -149,9 +159,13 @@ def _patient_refs(resource: Resource, aliases: dict[str, str]) -> Iterator[str]:
                 yield "Patient/" + ref.rsplit("/", 1)[-1]
 
 
-def single_patient(resources: list[Resource], by_ref: dict[str, Resource]) -> str | None:
-    """The one patient the data is about; two or more is an input error."""
-    aliases = {key: resource_ref(r) for key, r in by_ref.items() if key != resource_ref(r)}
+def single_patient(
+    resources: list[Resource], by_ref: dict[str, Resource], aliases: dict[str, str] | None = None
+) -> str | None:
+    """The one patient the data is about; two or more is an input error. ``aliases`` (fullUrl
+    -> ``Type/id``) are worked out from ``by_ref`` when not given."""
+    if aliases is None:
+        aliases = {key: resource_ref(r) for key, r in by_ref.items() if key != resource_ref(r)}
     patients = sorted({p for r in resources for p in _patient_refs(r, aliases)})
     if len(patients) > 1:
         shown = ", ".join(patients[:3])
@@ -184,14 +198,14 @@ def map_resources(resources: Iterable[Resource], by_ref: dict[str, Resource]) ->
     mapped = Mapped()
     for resource in resources:
         rtype = resource.get("resourceType")
-        if rtype in MEDICATION_TYPES:
-            mapped.extend(map_medication(resource, by_ref.get))
-        elif rtype == "Observation":
-            mapped.extend(map_observation(resource, report=reports.get(id(resource))))
+        if rtype == "Observation":
+            map_observation_into(resource, mapped, report=reports.get(id(resource)))
+        elif rtype in MEDICATION_TYPES:
+            map_medication_into(resource, by_ref.get, mapped)
         elif rtype == "DiagnosticReport":
-            mapped.extend(map_diagnostic_report(resource))
+            map_diagnostic_report_into(resource, mapped)
         elif rtype == "Condition":
-            mapped.extend(map_condition(resource))
+            map_condition_into(resource, mapped)
     return mapped
 
 
@@ -205,7 +219,7 @@ def build_record(
     Raises ``InputError`` for input that is not FHIR, holds more than one patient, or holds
     nothing about any patient."""
     collected = collect(data)
-    patient = single_patient(collected.resources, collected.by_ref)
+    patient = single_patient(collected.resources, collected.by_ref, collected.aliases)
     clinical = [r for r in collected.resources if r.get("resourceType") != "Patient"]
     if patient is None and not clinical and not collected.failures:
         raise InputError("input holds no patient data (empty Bundle)")
@@ -240,7 +254,7 @@ def _ndjson(path: Path, lines: list[str]) -> list[Any]:
     items = []
     for number, line in enumerate(lines, start=1):
         try:
-            items.append(json.loads(line))
+            items.append(json_text.loads(line))
         except json.JSONDecodeError:
             raise InputError(f"{path}: not JSON or NDJSON (record {number})") from None
     return items
@@ -258,7 +272,7 @@ def load_json_input(path: Path) -> Any:
     if not stripped:
         raise InputError(f"{path}: file is empty")
     try:
-        return json.loads(stripped)
+        return json_text.loads(stripped)
     except json.JSONDecodeError as first:
         lines = [line for line in stripped.splitlines() if line.strip()]
         if len(lines) > 1 and stripped.startswith("{"):
