@@ -12,6 +12,7 @@ from flask import Flask
 from smartapp import health, rules_page
 from smartapp.cds_hooks import views as cds_views
 from smartapp.config import PROJECT_ROOT, load_config
+from smartapp.dashboard import views as dashboard_views
 from smartapp.errors import register_error_handlers
 from smartapp.persistence import Database, default_sqlite_url
 from smartapp.rules.ruleset import default_ruleset
@@ -53,6 +54,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(rules_page.blueprint)
     app.register_blueprint(cds_views.blueprint)
+    app.register_blueprint(dashboard_views.blueprint)
     if not app.config["CDS_VERIFY_JWT"]:
         log.warning(
             "!!! CDS client JWT verification is OFF (SMARTAPP_CDS_VERIFY_JWT=false): any caller "
