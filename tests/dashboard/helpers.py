@@ -25,10 +25,17 @@ def when(day: date, hour: int = 9) -> datetime:
 
 def clozapine(ref: str, start: date, end: date | None, mg: float | None) -> MedicationExposure:
     return MedicationExposure(
-        ref=f"MedicationRequest/{ref}", source="request", display="clozapine",
-        ingredients=("clozapine",), recognised_by="rxnorm:2626", status="active",
-        start=start, end=end, daily_dose_mg=mg, authored=start,
-    )  # fmt: skip
+        ref=f"MedicationRequest/{ref}",
+        source="request",
+        display="clozapine",
+        ingredients=("clozapine",),
+        recognised_by="rxnorm:2626",
+        status="active",
+        start=start,
+        end=end,
+        daily_dose_mg=mg,
+        authored=start,
+    )
 
 
 def lab(ref: str, concept: str, day: date, value: float, unit: str = "/uL") -> LabResult:

@@ -116,8 +116,10 @@ def test_uk_profile_uses_the_neutrophil_traffic_lights() -> None:
     root = parse(chart.svg or "")
     assert set(thresholds(root)) == {2000, 1500}
     assert [t.text for t in find_all(root, "text", "band-label")] == [
-        "Green ≥ 2,000", "Amber 1,500–1,999", "Red < 1,500",
-    ]  # fmt: skip
+        "Green ≥ 2,000",
+        "Amber 1,500–1,999",
+        "Red < 1,500",
+    ]
 
 
 def test_dose_changes_are_marked_with_mg_labels() -> None:
@@ -172,8 +174,11 @@ def test_interruptions_and_new_courses_are_shaded_and_labelled() -> None:
 
 def test_drafted_restart_after_a_break_is_a_gap() -> None:
     draft = replace(clozapine("draft", AS_OF, None, 12.5), proposed=True, status="draft")
-    rec = record(clozapine("old", date(2025, 6, 1), date(2026, 1, 1), 300), draft,
-                 *weekly_ancs([3000] * 4, start=date(2026, 2, 8)))  # fmt: skip
+    rec = record(
+        clozapine("old", date(2025, 6, 1), date(2026, 1, 1), 300),
+        draft,
+        *weekly_ancs([3000] * 4, start=date(2026, 2, 8)),
+    )
     history = clozapine_history(rec, ctx())
     assert [(g.start, g.end, g.new_course) for g in gaps_of(history)] == [
         (date(2026, 1, 1), AS_OF, True)
@@ -194,8 +199,10 @@ def test_next_due_marker_and_today() -> None:
 
 
 def test_overdue_next_due_is_labelled_overdue() -> None:
-    rec = record(clozapine("m1", date(2024, 1, 1), None, 300),
-                 *weekly_ancs([3000] * 3, start=date(2025, 12, 1)))  # fmt: skip
+    rec = record(
+        clozapine("m1", date(2024, 1, 1), None, 300),
+        *weekly_ancs([3000] * 3, start=date(2025, 12, 1)),
+    )
     chart = chart_of(rec)
     assert chart.overdue
     assert [t.text for t in find_all(parse(chart.svg or ""), "text", "next-due-label")] == [
@@ -215,8 +222,11 @@ def test_no_anc_gives_a_message_not_an_empty_chart() -> None:
 
 def test_derived_anc_is_charted_with_how_it_was_derived() -> None:
     day = date(2026, 2, 20)
-    rec = record(clozapine("m1", START, None, 300), lab("w", "wbc", day, 5000),
-                 lab("n", "neutrophil-pct", day, 50, "%"))  # fmt: skip
+    rec = record(
+        clozapine("m1", START, None, 300),
+        lab("w", "wbc", day, 5000),
+        lab("n", "neutrophil-pct", day, 50, "%"),
+    )
     chart = chart_of(rec)
     assert [(p.value, p.derived) for p in chart.points] == [
         (2500, "WBC 5,000/µL x 50% neutrophils")
@@ -224,8 +234,10 @@ def test_derived_anc_is_charted_with_how_it_was_derived() -> None:
 
 
 def test_text_from_the_data_is_escaped_in_the_svg() -> None:
-    rec = record(clozapine("m1", START, None, 300),
-                 lab('x"><script>alert(1)</script>', "anc", date(2026, 2, 20), 3000))  # fmt: skip
+    rec = record(
+        clozapine("m1", START, None, 300),
+        lab('x"><script>alert(1)</script>', "anc", date(2026, 2, 20), 3000),
+    )
     svg = chart_of(rec).svg or ""
     assert "<script" not in svg
     assert "&lt;script&gt;" in svg
@@ -236,10 +248,12 @@ def test_levels_chart_band_alert_and_ratio_per_sample() -> None:
     day, later = date(2026, 1, 10), date(2026, 2, 10)
     rec = record(
         clozapine("m1", START, None, 300),
-        lab("c1", "clozapine", day, 420, "ng/mL"), lab("n1", "norclozapine", day, 300, "ng/mL"),
-        lab("c2", "clozapine", later, 840, "ng/mL"), lab("n2", "norclozapine", later, 240, "ng/mL"),
+        lab("c1", "clozapine", day, 420, "ng/mL"),
+        lab("n1", "norclozapine", day, 300, "ng/mL"),
+        lab("c2", "clozapine", later, 840, "ng/mL"),
+        lab("n2", "norclozapine", later, 240, "ng/mL"),
         lab("n3", "norclozapine", date(2026, 2, 20), 200, "ng/mL"),
-    )  # fmt: skip
+    )
     chart = levels_chart(rec, ctx())
     rows = [(r.day, r.clozapine, r.norclozapine, r.ratio, r.ratio_reading) for r in chart.rows]
     assert rows == [
@@ -248,8 +262,9 @@ def test_levels_chart_band_alert_and_ratio_per_sample() -> None:
         (date(2026, 2, 20), None, 200, None, "no pair on the same specimen"),
     ]
     assert [r.reading for r in chart.rows[:2]] == [
-        "within the target range", "above the target range (350–600)",
-    ]  # fmt: skip
+        "within the target range",
+        "above the target range (350–600)",
+    ]
     root = parse(chart.svg or "")
     (band,) = find_all(root, "rect", "band-target")
     assert band.get("data-low") == "350"
@@ -261,16 +276,20 @@ def test_levels_chart_band_alert_and_ratio_per_sample() -> None:
 
 
 def test_levels_chart_boundaries_follow_the_rule_data() -> None:
-    rec = record(clozapine("m1", START, None, 300),
-                 lab("a", "clozapine", date(2026, 1, 1), 350, "ng/mL"),
-                 lab("b", "clozapine", date(2026, 1, 8), 600, "ng/mL"),
-                 lab("c", "clozapine", date(2026, 1, 15), 1000, "ng/mL"),
-                 lab("d", "clozapine", date(2026, 1, 22), 349.9, "ng/mL"))  # fmt: skip
+    rec = record(
+        clozapine("m1", START, None, 300),
+        lab("a", "clozapine", date(2026, 1, 1), 350, "ng/mL"),
+        lab("b", "clozapine", date(2026, 1, 8), 600, "ng/mL"),
+        lab("c", "clozapine", date(2026, 1, 15), 1000, "ng/mL"),
+        lab("d", "clozapine", date(2026, 1, 22), 349.9, "ng/mL"),
+    )
     readings = [r.reading for r in levels_chart(rec, ctx()).rows]
     assert readings == [
-        "within the target range", "within the target range",
-        "at or above the alert level (1,000)", "below 350",
-    ]  # fmt: skip
+        "within the target range",
+        "within the target range",
+        "at or above the alert level (1,000)",
+        "below 350",
+    ]
 
 
 def test_no_levels_gives_a_message() -> None:
