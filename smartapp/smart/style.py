@@ -40,13 +40,24 @@ PATTERNS: Mapping[str, re.Pattern[str]] = {
 }
 
 
+def _acceptable(value: Any, pattern: re.Pattern[str]) -> bool:
+    """The value fits its pattern, and its quotes pair up (an open quote would swallow the
+    rest of the style sheet)."""
+    return (
+        isinstance(value, str)
+        and pattern.fullmatch(value.strip()) is not None
+        and value.count("'") % 2 == 0
+        and value.count('"') % 2 == 0
+    )
+
+
 def sanitize(document: Any) -> dict[str, str]:
     if not isinstance(document, dict):
         return {}
     return {
-        key: value.strip()
+        key: str(document[key]).strip()
         for key, pattern in PATTERNS.items()
-        if isinstance(value := document.get(key), str) and pattern.fullmatch(value.strip())
+        if _acceptable(document.get(key), pattern)
     }
 
 
