@@ -91,6 +91,17 @@ def evaluation_day() -> tuple[date, bool]:
     return datetime.now(UTC).date(), False
 
 
+def recorded_at() -> datetime:
+    """Now, in UTC. When the sandbox or a test fixed the evaluation day in the past, the
+    statement is dated on that day (at the current time of day), so the evaluation of that day
+    sees it: the rules ignore statements recorded after the day they evaluate."""
+    now = datetime.now(UTC)
+    day, fixed = evaluation_day()
+    if fixed and day < now.date():
+        return datetime.combine(day, now.timetz())
+    return now
+
+
 def _database() -> Database:
     db: Database = current_app.extensions["smartapp.db"]
     return db
@@ -211,10 +222,7 @@ def record_statement() -> BaseResponse:
         )
     kind, value = chosen
     statement = ClinicianStatement(
-        kind=kind,
-        value=value,
-        author=launch.fhir_user or "unknown user",
-        recorded=datetime.now(UTC),
+        kind=kind, value=value, author=launch.fhir_user or "unknown user", recorded=recorded_at()
     )
     store.add_statement(_database(), patient_key(launch), statement)
     log.info("dashboard: clinician statement %s recorded", kind)
