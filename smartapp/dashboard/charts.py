@@ -5,20 +5,19 @@ design.md Contract 3).
 Bands come from the rule data in force: the general table (L1 Table 1: 1,500 / 1,000 / 500)
 or the BEN table (L1 Table 2: 1,000 / 500) as the evaluation chose it, or the UK neutrophil
 traffic lights (U1/U2: 2,000 / 1,500). Counts are the rules' own series (reported ANC, or
-WBC x neutrophil % where no count was reported; rulebook §2.6). Courses and interruptions are
-the rules' clozapine courses (rulebook §1); the dose shown on a day is the dose the rules
-would take as in force that day (the latest-starting order covering it that states a dose).
+WBC x neutrophil % where no count was reported; rulebook §2.6). Doses and breaks come from
+``clozapine_timeline`` (the rules' courses, rulebook §1).
 
-The SVG is drawn on the server; its text alternative is the ``<title>``/``<desc>`` pair and a
-data table (``AncChart.rows``). ``levels_chart`` lives in ``level_chart.py``.
+The SVG is drawn on the server; its text alternative is the ``<title>``/``<desc>`` pair and the
+data table the page builds from ``AncChart.points``. ``levels_chart`` is in ``level_chart.py``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from itertools import pairwise
 
+from smartapp.dashboard.clozapine_timeline import DoseStep, Gap, dose_steps, gaps_of
 from smartapp.dashboard.level_chart import LevelChart, levels_chart
 from smartapp.dashboard.svg import (
     DateScale,
@@ -35,14 +34,23 @@ from smartapp.dashboard.svg import (
     text,
     value_step,
 )
-from smartapp.domain import MedicationExposure, PatientRecord
+from smartapp.domain import PatientRecord
 from smartapp.rules.anc_values import anc_series, fbc_series
 from smartapp.rules.courses import ClozapineHistory, clozapine_history
 from smartapp.rules.fbc_uk import thresholds as uk_thresholds
 from smartapp.rules.findings import Evaluation
 from smartapp.rules.ruleset import RuleContext
 
-__all__ = ["AncChart", "LevelChart", "anc_chart", "levels_chart"]
+__all__ = [
+    "AncChart",
+    "DoseStep",
+    "Gap",
+    "LevelChart",
+    "anc_chart",
+    "dose_steps",
+    "gaps_of",
+    "levels_chart",
+]
 
 WIDTH, HEIGHT = 860, 390
 PLOT_X0, PLOT_X1, PLOT_TOP, PLOT_BOTTOM = 62.0, 690.0, 28.0, 250.0
@@ -73,28 +81,6 @@ class AncPoint:
     current: bool  # in the current course (or since the previous one ended)
     derived: str = ""  # how a derived count was computed
     wbc: float | None = None  # UK profile: the WBC of the same specimen
-
-
-@dataclass(frozen=True)
-class DoseStep:
-    start: date
-    end: date
-    mg: float
-    ref: str
-    proposed: bool = False
-
-
-@dataclass(frozen=True)
-class Gap:
-    """Days without clozapine: ``start`` (first day off) to ``end`` (restart day)."""
-
-    start: date
-    end: date
-    new_course: bool
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days
 
 
 @dataclass(frozen=True)
@@ -186,64 +172,6 @@ def _points(
     ]
 
 
-def _requests(history: ClozapineHistory) -> list[MedicationExposure]:
-    exposures = [m for c in history.courses for m in c.exposures] + list(history.proposed)
-    return [
-        m
-        for m in exposures
-        if m.source == "request" and m.daily_dose_mg is not None and m.start is not None
-    ]
-
-
-def _dose_on(requests: list[MedicationExposure], day: date) -> MedicationExposure | None:
-    covering = [
-        m
-        for m in requests
-        if m.start is not None and m.start <= day and (m.end is None or m.end > day)
-    ]
-    return max(covering, key=lambda m: (m.start or date.min, m.ref), default=None)
-
-
-def dose_steps(history: ClozapineHistory, until: date) -> list[DoseStep]:
-    """The clozapine dose in force over time, one step per change (gaps left out)."""
-    requests = _requests(history)
-    drafted = [m.start for m in history.proposed if m.start is not None]
-    until = max([until, *drafted]) + timedelta(days=1)  # a draft starting today shows
-    edges = sorted(
-        {m.start for m in requests if m.start is not None}
-        | {m.end for m in requests if m.end is not None and m.end <= until}
-        | {until}
-    )
-    steps: list[DoseStep] = []
-    for start, end in pairwise(edges):
-        found = _dose_on(requests, start)
-        if found is None or found.daily_dose_mg is None:
-            continue
-        previous = steps[-1] if steps else None
-        if previous and previous.end == start and previous.mg == found.daily_dose_mg:
-            steps[-1] = DoseStep(previous.start, end, previous.mg, previous.ref, previous.proposed)
-        else:
-            steps.append(DoseStep(start, end, found.daily_dose_mg, found.ref, found.proposed))
-    return steps
-
-
-def gaps_of(history: ClozapineHistory) -> list[Gap]:
-    """Breaks between courses (>= 30 days: a new course) and interruptions inside a course
-    (>= 2 days: re-titration), as the rules' courses record them (rulebook §1)."""
-    gaps: list[Gap] = []
-    previous_end: date | None = None
-    for course in history.courses:
-        if previous_end is not None and course.gap_before_days:
-            gaps.append(Gap(previous_end, course.start, True))
-        for back, days in course.interruptions:
-            gaps.append(Gap(back - timedelta(days=days), back, False))
-        previous_end = course.end
-    restart = min((m.start for m in history.proposed if m.start is not None), default=None)
-    if history.restart_gap_days and previous_end and restart and restart > previous_end:
-        gaps.append(Gap(previous_end, restart, history.new_course))  # a drafted restart
-    return gaps
-
-
 def anc_chart(record: PatientRecord, evaluation: Evaluation, ctx: RuleContext) -> AncChart:
     """The ANC chart of ``record`` as evaluated in ``evaluation`` (same rule data and day)."""
     table_label, bands = _bands(evaluation, ctx)
@@ -267,18 +195,10 @@ def anc_chart(record: PatientRecord, evaluation: Evaluation, ctx: RuleContext) -
     )
     description = describe(chart)
     if not points:
-        return _replace(
-            chart,
-            description,
-            None,
-            f"No {'neutrophil' if uk else 'ANC'} results "
-            f"on record up to {ctx.as_of}: there is nothing to chart.",
-        )
-    return _replace(chart, description, render_anc(chart, description), "")
-
-
-def _replace(chart: AncChart, description: str, svg: str | None, message: str) -> AncChart:
-    return replace(chart, description=description, svg=svg, empty_message=message)
+        what = "neutrophil" if uk else "ANC"
+        message = f"No {what} results on record up to {ctx.as_of}: there is nothing to chart."
+        return replace(chart, description=description, empty_message=message)
+    return replace(chart, description=description, svg=render_anc(chart, description))
 
 
 def describe(chart: AncChart) -> str:
