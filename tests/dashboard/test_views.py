@@ -265,3 +265,15 @@ def test_statements_are_kept_per_fhir_server_and_patient(ehr: Ehr) -> None:
         and key.startswith("sha256:")
         and key.endswith("/Patient/clozapine-week10-mild")
     )
+
+
+def test_data_about_another_patient_is_not_shown(ehr: Ehr) -> None:
+    ehr.open("clozapine-week10-mild")
+    assert ehr.p is not None
+    stray = {"resourceType": "Condition", "id": "stray", "subject": {"reference": "Patient/other"},
+             "code": {"text": "Schizophrenia"}}  # fmt: skip
+    ehr.p.split["conditions"].append(stray)
+    page = ehr.get()
+    assert page.status == 502
+    assert "nothing is shown rather than something misleading" in page.html
+    assert 'id="anc-mild"' not in page.html
