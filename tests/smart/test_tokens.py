@@ -18,6 +18,7 @@ from tests.smart import flow
 from tests.smart.flow import ISS, TOKEN
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+OTHER = {"access_token": "at-other", "refresh_token": "rt-other"}
 
 
 class Clock:
@@ -257,3 +258,51 @@ def test_a_state_claimed_concurrently_by_another_process_is_refused(app: Flask) 
     with pytest.raises(StateError, match="already used"):
         rt.store.take_pending("state-1", expires)
     assert rt.store.take_pending("state-2", expires) == pending
+
+
+def test_a_refresh_lost_to_another_process_adopts_that_process_tokens(
+    app: Flask, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    from dataclasses import replace
+
+    client = app.test_client()
+    flow.launch(client, rsps, flow.token_body(expires_in=30))
+    with client:
+        client.get("/healthz")
+        launch = current_launch()
+    assert launch is not None
+    rt = app.extensions["smartapp.smart"]
+
+    def other_process_wins(request: Any) -> tuple[int, dict[str, str], str]:
+        # Another worker refreshed with the same refresh token a moment earlier and stored
+        # the rotated tokens; the server now refuses the old refresh token.
+        record = rt.store.load(launch.session_id)
+        rotated = replace(record.tokens, **OTHER, expires_at=clock.now + timedelta(hours=1))
+        rt.store.save(launch.session_id, replace(record, tokens=rotated))
+        return 400, {"Content-Type": "application/json"}, '{"error": "invalid_grant"}'
+
+    rsps.add_callback(responses.POST, TOKEN, callback=other_process_wins)
+    assert _patient_token(client, rsps) == "Bearer at-other"
+    assert [b["refresh_token"] for b in _refresh_bodies(rsps)] == [flow.REFRESH]
+
+
+def test_concurrent_forced_refreshes_of_one_session_refresh_once(
+    app: Flask, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    from smartapp.smart.context import _refreshed
+
+    client = app.test_client()
+    flow.launch(client, rsps)
+    rt = app.extensions["smartapp.smart"]
+    with client:
+        client.get("/healthz")
+        launch = current_launch()
+    assert launch is not None
+    seen = rt.store.load(launch.session_id)  # what two requests that both got a 401 had read
+    rsps.post(TOKEN, json={"access_token": "at-2", "token_type": "Bearer", "expires_in": 3600,
+                           "refresh_token": "rt-2"})  # fmt: skip
+    with app.app_context():
+        first = _refreshed(rt, launch.session_id, seen, force=True)
+        second = _refreshed(rt, launch.session_id, seen, force=True)
+    assert first.tokens.access_token == second.tokens.access_token == "at-2"  # noqa: S105 - test data
+    assert [b["refresh_token"] for b in _refresh_bodies(rsps)] == [flow.REFRESH]
