@@ -116,7 +116,7 @@ class OAuthServer:
 
     def received(self, endpoint: str) -> list[dict[str, str]]:
         """The parameters of every ``authorize`` or ``token`` request so far (secrets
-        redacted), oldest first."""
+        redacted), or every ``fhir`` request (method, path, query), oldest first."""
         response = requests.get(f"{self.origin}/admin/requests", timeout=10)
         response.raise_for_status()
         return [r["params"] for r in response.json() if r["endpoint"] == endpoint]

@@ -22,7 +22,7 @@
 // - Launch ids: `launch` is base64url JSON, e.g. {"patient": "p1"}, so one server serves many
 //   patients; optional keys encounter, need_patient_banner, intent, fhirContext, appContext
 //   (as a CDS Hooks card's smart link passes it), scope_grant, deny (the user refuses).
-// - GET /admin/requests: the authorize and token requests received (secrets redacted).
+// - GET /admin/requests: the authorize, token and FHIR requests received (secrets redacted).
 import http from 'node:http';
 import { createHash, randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -425,6 +425,7 @@ class SmartServer {
 
   async fhir(req, res, url) {
     const rest = url.pathname.slice(FHIR_PREFIX.length);
+    this.record('fhir', { method: req.method, path: rest, query: url.search });
     if (rest === '/.well-known/smart-configuration') {
       return sendJson(res, 200, this.smartConfiguration());
     }
