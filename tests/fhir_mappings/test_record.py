@@ -2,11 +2,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from fhir_mappings.record import InputError, build_record, load_json_input
+from fhir_mappings.record import (
+    InputError,
+    build_record,
+    collect,
+    load_json_input,
+    resource_ref,
+    single_patient,
+)
 from tests.conftest import anc, bundle, clozapine_order, patient
+
+PATIENTS = Path(__file__).parents[1] / "patients"
 
 
 def test_bundle_maps_patient_medications_and_labs() -> None:
@@ -142,3 +152,34 @@ def test_resource_without_id_takes_its_urn_uuid() -> None:
     del obs["id"]
     record = build_record(bundle(patient(), obs))
     assert record.labs[0].ref == "Observation/1"
+
+
+def _aliases_from_scratch(by_ref: dict[str, Any]) -> dict[str, str]:
+    """How ``single_patient`` worked the aliases out before ``collect`` kept them."""
+    return {key: resource_ref(r) for key, r in by_ref.items() if key != resource_ref(r)}
+
+
+def test_collect_keeps_the_aliases_single_patient_would_work_out() -> None:
+    no_id = {"resourceType": "Observation", "subject": {"reference": "urn:uuid:p"}}
+    entries = [
+        {"fullUrl": "urn:uuid:p", "resource": {"resourceType": "Patient"}},
+        {"fullUrl": "http://ehr/fhir/Patient/p", "resource": patient("p")},
+        {"fullUrl": "http://ehr/fhir/Observation/x", "resource": no_id},
+        {"fullUrl": "urn:uuid:p", "resource": anc("o2", "2026-02-01", 1.0, pid="p")},
+        {"fullUrl": "", "resource": anc("o3", "2026-02-02", 1.0, pid="p")},
+        {"resource": anc("o4", "2026-02-03", 1.0, pid="p")},
+    ]
+    collected = collect({"resourceType": "Bundle", "type": "collection", "entry": entries})
+    assert collected.aliases == _aliases_from_scratch(collected.by_ref)
+    assert collected.aliases["urn:uuid:p"] == "Patient/p"
+    assert collected.aliases["http://ehr/fhir/Observation/x"] == "Observation/(no id)"
+    assert single_patient(collected.resources, collected.by_ref, collected.aliases) == "Patient/p"
+    assert single_patient(collected.resources, collected.by_ref) == "Patient/p"
+
+
+@pytest.mark.parametrize("path", sorted(PATIENTS.glob("*.json")), ids=lambda p: p.stem)
+def test_collected_aliases_match_for_every_synthetic_patient(path: Path) -> None:
+    if path.stem == "index":
+        pytest.skip("not a patient")
+    collected = collect(json.loads(path.read_text()))
+    assert collected.aliases == _aliases_from_scratch(collected.by_ref)
