@@ -58,3 +58,11 @@ def test_disabled_jwt_verification_is_announced_loudly(
     with caplog.at_level(logging.WARNING):
         create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/b.db"})
     assert not any("JWT verification is OFF" in r.getMessage() for r in caplog.records)
+
+
+def test_rules_page_has_no_inline_style_or_script(app: Flask) -> None:
+    """The CSP allows styles and scripts from our origin only."""
+    page = app.test_client().get("/rules").get_data(as_text=True)
+    assert "<style" not in page
+    assert "<script" not in page
+    assert app.test_client().get("/static/rules.css").status_code == 200
