@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from flask import Flask
 
 from smartapp import health, rules_page
 from smartapp.cds_hooks import views as cds_views
-from smartapp.config import PROJECT_ROOT, load_config
+from smartapp.cds_hooks.views import TODAY
+from smartapp.config import PROJECT_ROOT, ConfigError, load_config
 from smartapp.dashboard import views as dashboard_views
 from smartapp.errors import register_error_handlers
 from smartapp.persistence import Database, default_sqlite_url
@@ -34,6 +36,18 @@ def instance_database_url(config: Mapping[str, Any], instance_path: str | None =
     )
 
 
+def _fix_evaluation_date(app: Flask) -> None:
+    text = app.config["EVALUATION_DATE"]
+    if not text:
+        return
+    try:
+        day = date.fromisoformat(str(text))
+    except ValueError:
+        raise ConfigError(f"SMARTAPP_EVALUATION_DATE: not a date (YYYY-MM-DD): {text!r}") from None
+    app.extensions[TODAY] = lambda: day
+    log.warning("Evaluation date fixed at %s (EVALUATION_DATE): not for clinical use", day)
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: configuration (defaults < launch.json < SMARTAPP_* < ``config``), the
     database (migrated to the latest schema unless AUTO_MIGRATE is off), the rule data with
@@ -48,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["smartapp.rules"] = default_ruleset().with_overrides(
         app.config["RULE_OVERRIDES"]
     )
+    _fix_evaluation_date(app)
     register_error_handlers(app)
     init_security(app)
     init_smart(app)

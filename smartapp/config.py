@@ -43,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
     # Call a plain-http fhirServer (development only; loopback is always allowed).
     "FHIR_ALLOW_HTTP": False,
     # Clinical configuration.
+    # Fix the evaluation date (YYYY-MM-DD) for the whole app: the demo sandbox, whose synthetic
+    # patients are dated around 2026-03-01, and tests. None: today in UTC.
+    "EVALUATION_DATE": None,
     "PROFILE": "us-fda",
     "CPZ_METHOD": "gardner-2010",
     "RULE_OVERRIDES": {},

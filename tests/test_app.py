@@ -66,3 +66,18 @@ def test_rules_page_has_no_inline_style_or_script(app: Flask) -> None:
     assert "<style" not in page
     assert "<script" not in page
     assert app.test_client().get("/static/rules.css").status_code == 200
+
+
+def test_evaluation_date_can_be_fixed_for_the_whole_app(tmp_path: Path) -> None:
+    from datetime import date
+
+    from smartapp.cds_hooks.views import TODAY
+    from smartapp.config import ConfigError
+
+    app = create_app(
+        {"DATABASE_URL": f"sqlite:///{tmp_path}/d.db", "EVALUATION_DATE": "2026-03-01"}
+    )
+    assert app.extensions[TODAY]() == date(2026, 3, 1)
+    assert TODAY not in create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/e.db"}).extensions
+    with pytest.raises(ConfigError, match="EVALUATION_DATE"):
+        create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/f.db", "EVALUATION_DATE": "March"})
