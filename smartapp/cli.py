@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from fhir_mappings.record import InputError, build_record, load_json_input
 from smartapp.config import ConfigError
@@ -57,7 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true")
     db = commands.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=("upgrade",), help="upgrade: migrate to the latest schema")
+    _sandbox_parser(commands)
     return parser
+
+
+def _sandbox_parser(commands: Any) -> None:
+    sandbox = commands.add_parser("sandbox", help="the synthetic patients on a FHIR server")
+    actions = sandbox.add_subparsers(dest="sandbox_command", required=True, parser_class=_Parser)
+    load = actions.add_parser("load", help="load the synthetic patients (idempotent PUTs)")
+    load.add_argument("--fhir-base", required=True, help="FHIR R4 base URL")
+    load.add_argument("--bearer", default=None, help="access token for the FHIR server")
+    load.add_argument(
+        "--patient", action="append", default=[], help="load only this patient (repeatable)"
+    )
+    load.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    actions.add_parser("list", help="print each synthetic patient's name and story")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -85,6 +99,29 @@ def _db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sandbox(args: argparse.Namespace) -> int:
+    from smartapp.fhir_client import FhirClient, FhirError
+    from smartapp.sandbox import load
+
+    if args.sandbox_command == "list":
+        for name, story in load.stories():
+            sys.stdout.write(f"{name}\t{story}\n")
+        return 0
+    try:
+        chosen = load.select(args.patient)
+    except KeyError as exc:
+        raise InputError(
+            f"no synthetic patient {exc.args[0]!r} (see: smartapp sandbox list)"
+        ) from None
+    try:
+        with FhirClient(args.fhir_base, args.bearer, timeout=args.timeout) as client:
+            done = load.load_patients(client, chosen, lambda p: print(p.line(), flush=True))
+    except (ValueError, FhirError) as exc:
+        raise InputError(f"sandbox load: {exc}") from None
+    sys.stdout.write(f"{len(done)} patients loaded into {args.fhir_base}\n")
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     record = build_record(load_json_input(args.path))
     as_of = args.as_of or date.today()
@@ -98,7 +135,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"evaluate": _evaluate, "serve": _serve, "db": _db}[args.command]
+    commands = {"evaluate": _evaluate, "serve": _serve, "db": _db, "sandbox": _sandbox}
+    command = commands[args.command]
     try:
         return command(args)
     except (InputError, ConfigError) as exc:
