@@ -186,4 +186,6 @@ def to_canonical(concept: str, value: float, unit: str) -> float:
     if isinstance(conversion, str):
         raise UnitError(conversion)
     scale, offset = conversion
+    if scale == 1.0 and offset == 0.0:
+        return float(value)  # already canonical: the reported number, unrounded
     return _tidy(value * scale + offset)

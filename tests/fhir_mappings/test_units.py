@@ -166,3 +166,11 @@ def test_every_units_entry_has_a_source() -> None:
 def test_anc_in_thousands_round_trips_exactly(count: int) -> None:
     # a count reported in 10*9/L with three decimals is the same count per uL, exactly
     assert to_canonical("anc", count / 1000, "10*9/L") == float(count)
+
+
+def test_a_value_already_in_the_canonical_unit_is_not_rounded_across_a_boundary() -> None:
+    """1,499.99999999999/uL is below 1,500 as reported; rounding it would make it normal."""
+    from fhir_mappings.units import to_canonical
+
+    assert to_canonical("anc", 1499.99999999999, "/uL") == 1499.99999999999
+    assert to_canonical("anc", 1.5, "10*9/L") == 1500
