@@ -4,10 +4,16 @@ Worker count: gunicorn's rule of thumb, 2 x cores + 1 processes, each with a few
 (``gthread``) because a hook call may wait on the EHR's FHIR server while fetching missing
 prefetch. Evaluation itself is CPU-bound, so processes, not threads, carry the load.
 Migrations run once in the master before workers start, so workers never race on the schema.
+
+Garbage collection: a hook call on a long history allocates tens of thousands of short-lived
+objects; with CPython's default thresholds about one such call in three paid for a full
+collection of the long-lived app objects (~45 ms, the p95 tail). Each worker therefore freezes
+what it has loaded (``gc.freeze``) and collects the young generation less often.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +66,17 @@ def migrate_once() -> None:
     os.environ["SMARTAPP_AUTO_MIGRATE"] = "false"
 
 
+#: Young-generation threshold: a request's temporaries die before a collection would look at them.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def tune_gc_after_load(worker: Any = None) -> None:
+    """gunicorn ``post_worker_init``: move the loaded app out of the collector's way."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def gunicorn_options(opts: ServeOptions) -> dict[str, Any]:
     return {
         "bind": f"{opts.host}:{opts.port}",
@@ -72,6 +89,7 @@ def gunicorn_options(opts: ServeOptions) -> dict[str, Any]:
         "accesslog": "-" if opts.access_log else None,
         "errorlog": "-",
         "loglevel": "info",
+        "post_worker_init": tune_gc_after_load,
     }
 
 

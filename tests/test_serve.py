@@ -9,7 +9,13 @@ from pathlib import Path
 
 import requests
 
-from smartapp.serve import ServeOptions, default_workers, gunicorn_options
+from smartapp.serve import (
+    GC_THRESHOLDS,
+    ServeOptions,
+    default_workers,
+    gunicorn_options,
+    tune_gc_after_load,
+)
 
 
 def test_worker_count_follows_cores() -> None:
@@ -50,3 +56,17 @@ def test_smartapp_serve_answers_healthz_over_http(tmp_path: Path) -> None:
         server.terminate()
         output = server.communicate(timeout=30)[0].decode(errors="replace")
     assert "Booting worker" in output
+
+
+def test_workers_freeze_the_loaded_app_and_collect_young_objects_less_often() -> None:
+    import gc
+
+    assert gunicorn_options(ServeOptions())["post_worker_init"] is tune_gc_after_load
+    before = gc.get_threshold()
+    try:
+        tune_gc_after_load()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
