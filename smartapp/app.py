@@ -48,6 +48,18 @@ def _fix_evaluation_date(app: Flask) -> None:
     log.warning("Evaluation date fixed at %s (EVALUATION_DATE): not for clinical use", day)
 
 
+def _register_sandbox(app: Flask) -> None:
+    """The sandbox EHR, only when SANDBOX_ENABLED (the demo): the product never imports it
+    otherwise. Runs before ``init_security``, which reads the CSRF exemptions it adds."""
+    if not app.config["SANDBOX_ENABLED"]:
+        return
+    from smartapp import sandbox
+
+    log.warning("Sandbox EHR enabled (SANDBOX_ENABLED): synthetic patients, not for clinical use")
+    sandbox.allow_sandbox_callers(app)
+    sandbox.register(app)
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: configuration (defaults < launch.json < SMARTAPP_* < ``config``), the
     database (migrated to the latest schema unless AUTO_MIGRATE is off), the rule data with
@@ -64,6 +76,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     _fix_evaluation_date(app)
     register_error_handlers(app)
+    _register_sandbox(app)
     init_security(app)
     init_smart(app)
     app.register_blueprint(health.blueprint)

@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true")
     db = commands.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=("upgrade",), help="upgrade: migrate to the latest schema")
+    demo = commands.add_parser(
+        "demo", help="the app with a sandbox EHR of synthetic patients on 127.0.0.1 (try it)"
+    )
+    demo.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
     _sandbox_parser(commands)
     return parser
 
@@ -80,6 +84,13 @@ def _serve(args: argparse.Namespace) -> int:
     serve(
         ServeOptions(args.host, args.port, args.workers, args.threads, access_log=args.access_log)
     )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from smartapp.sandbox.demo import run_demo
+
+    run_demo(port=args.port)
     return 0
 
 
@@ -135,7 +146,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"evaluate": _evaluate, "serve": _serve, "db": _db, "sandbox": _sandbox}
+    commands = {
+        "evaluate": _evaluate,
+        "serve": _serve,
+        "db": _db,
+        "sandbox": _sandbox,
+        "demo": _demo,
+    }
     command = commands[args.command]
     try:
         return command(args)

@@ -82,6 +82,9 @@ DEFAULTS: dict[str, Any] = {
     "INSECURE_DEV_COOKIES": False,
     # Blueprints that take no cookies (bearer-authenticated JSON APIs): no CSRF token needed.
     "CSRF_EXEMPT_BLUEPRINTS": ["cds_hooks"],
+    # The embedded sandbox EHR (smartapp/sandbox: synthetic patients, FHIR API, authorization
+    # server, patient picker). `smartapp demo` switches it on; never on a clinical deployment.
+    "SANDBOX_ENABLED": False,
 }
 
 TRUE = frozenset({"1", "true", "yes", "on"})
