@@ -110,7 +110,10 @@ def search(
     failed = store.failed_search(patient_id, resource_type)
     if failed is not None:
         return _bundle(base, resource_type, pairs, 0, None, [_entry(base, failed, "outcome")])
-    found = matches(store, wanted, patient_id)
+    try:
+        found = matches(store, wanted, patient_id)
+    except SearchError as exc:
+        raise FhirApiError(400, "not-supported", str(exc)) from None
     page = found[wanted.offset : wanted.offset + wanted.count]
     allowed = set(can_include)
     extra = [r for r in included(store, page, wanted.includes, patient_id)
