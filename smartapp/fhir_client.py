@@ -30,6 +30,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from fhir_mappings import json_text
 from smartapp.fhir_search import (
     FhirError,
     FhirErrorKind,
@@ -299,7 +300,7 @@ class FhirClient:
             reason = f"HTTP {status}" + (f": {detail}" if detail else "")
             raise self._error(kind, f"{where}: {reason}", status)
         try:
-            return json.loads(response.content)
+            return json_text.loads(response.content)
         except (ValueError, RecursionError):
             raise self._error("malformed", f"{where}: the answer is not JSON", status) from None
 
@@ -320,7 +321,7 @@ def _check_type(resource_type: str) -> None:
 def _outcome_detail(response: requests.Response) -> str:
     """The OperationOutcome diagnostics of an error answer, or '' when the body is not one."""
     try:
-        body = json.loads(response.content)
+        body = json_text.loads(response.content)
     except (ValueError, RecursionError):
         return ""
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":

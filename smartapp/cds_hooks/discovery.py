@@ -71,18 +71,38 @@ def _search(resource_type: str, *params: str) -> str:
     return f"{resource_type}?{query}"
 
 
-def observation_codes() -> list[str]:
-    """``system|code`` of every Observation code the mappings recognise: labs, the smoking
-    status observation codes, and any project-configured rating-scale codings."""
-    codes = [f"{e['system']}|{e['code']}" for e in load_table("labs").entries]
-    codes += [
+#: Observation searches run in parallel, one per group, so that a long history answers in one
+#: page per query instead of pages fetched one after another: blood counts, then drug levels
+#: and cardiac markers; everything else (metabolic, smoking, rating scales) forms the last group.
+LAB_GROUPS: tuple[frozenset[str], ...] = (
+    frozenset({"anc", "wbc", "neutrophil-pct", "band-pct"}),
+    frozenset({"clozapine", "norclozapine", "clozapine-total", "troponin-i", "troponin-t", "crp"}),
+)
+
+
+def _group_of(concept: str) -> int:
+    return next((i for i, g in enumerate(LAB_GROUPS) if concept in g), len(LAB_GROUPS))
+
+
+def observation_code_groups() -> list[list[str]]:
+    """``system|code`` of every Observation code the mappings recognise, in LAB_GROUPS order:
+    labs, the smoking status observation codes, and any project-configured rating codings."""
+    groups: list[list[str]] = [[] for _ in range(len(LAB_GROUPS) + 1)]
+    for e in load_table("labs").entries:
+        groups[_group_of(e["concept"])].append(f"{e['system']}|{e['code']}")
+    rest = groups[-1]
+    rest += [
         f"{e['system']}|{e['code']}"
         for e in load_table("smoking").entries
         if e.get("type") == "observation"
     ]
     for entry in load_table("ratings").entries:
-        codes += [f"{c['system']}|{c['code']}" for c in entry.get("codes", ())]
-    return list(dict.fromkeys(codes))
+        rest += [f"{c['system']}|{c['code']}" for c in entry.get("codes", ())]
+    return [list(dict.fromkeys(g)) for g in groups if g]
+
+
+def observation_codes() -> list[str]:
+    return [code for group in observation_code_groups() for code in group]
 
 
 def _code_chunks(codes: Iterable[str], limit: int) -> list[list[str]]:
@@ -97,8 +117,9 @@ def _code_chunks(codes: Iterable[str], limit: int) -> list[list[str]]:
 
 
 def lab_templates(limit: int = MAX_TEMPLATE_CHARS) -> dict[str, str]:
-    """``labs``, then ``labs2``, ``labs3``... when the code list does not fit one URL."""
-    chunks = _code_chunks(observation_codes(), limit)
+    """``labs``, ``labs2``, ``labs3``...: one search per LAB_GROUPS group, each split further
+    when its code list does not fit one URL."""
+    chunks = [c for group in observation_code_groups() for c in _code_chunks(group, limit)]
     return {
         ("labs" if i == 0 else f"labs{i + 1}"): _search("Observation", "code=" + ",".join(chunk))
         for i, chunk in enumerate(chunks)

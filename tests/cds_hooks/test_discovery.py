@@ -89,8 +89,10 @@ def test_every_key_expands_for_a_sample_context(service_id: str, key: str, templ
 
 
 def test_lab_search_asks_for_every_recognised_observation_code() -> None:
-    query = parse_qs(urlsplit(expand(discovery.PREFETCH["labs"], CONTEXT, None)).query)
-    asked = set(query["code"][0].split(","))
+    asked: set[str] = set()
+    for key in discovery.LAB_KEYS:
+        query = parse_qs(urlsplit(expand(discovery.PREFETCH[key], CONTEXT, None)).query)
+        asked |= set(query["code"][0].split(","))
     labs = {f"{e['system']}|{e['code']}" for e in load_table("labs").entries}
     smoking = {
         f"{e['system']}|{e['code']}"
@@ -115,7 +117,16 @@ def test_long_code_list_is_split_across_keys_in_order() -> None:
     assert all(len(t) <= 400 for t in split.values())
     codes = [c for t in split.values() for c in parse_qs(urlsplit(t).query)["code"][0].split(",")]
     assert codes == discovery.observation_codes()
-    assert list(lab_templates()) == ["labs"] == list(discovery.LAB_KEYS)
+    assert list(lab_templates()) == ["labs", "labs2", "labs3"] == list(discovery.LAB_KEYS)
+
+
+def test_blood_counts_and_levels_are_searched_apart_from_the_rest() -> None:
+    """One page per query for a long history: the groups run in parallel."""
+    first = parse_qs(urlsplit(discovery.PREFETCH["labs"]).query)["code"][0]
+    second = parse_qs(urlsplit(discovery.PREFETCH["labs2"]).query)["code"][0]
+    assert "http://loinc.org|751-8" in first and "http://loinc.org|6896-5" not in first
+    assert "http://loinc.org|6896-5" in second and "http://loinc.org|1988-5" in second
+    assert "http://loinc.org|4548-4" in discovery.PREFETCH["labs3"]
 
 
 def test_service_lookup() -> None:

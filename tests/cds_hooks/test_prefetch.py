@@ -16,6 +16,7 @@ import pytest
 import requests
 import responses
 
+from smartapp.cds_hooks import discovery
 from smartapp.cds_hooks.discovery import expand, prefetch_templates
 from smartapp.cds_hooks.prefetch import PatientData, gather, server_problem
 from tests.conftest import anc, clozapine_order, patient
@@ -383,13 +384,13 @@ def test_fallback_failure_names_the_key_and_the_kind(
 
 def test_losing_medication_requests_and_labs_is_not_usable(ehr: FakeEhr) -> None:
     ehr.answers["medicationRequests"] = (500, outcome())
-    ehr.answers["labs"] = requests.exceptions.ReadTimeout()
-    data = run(
-        {k: v for k, v in full_prefetch().items() if k not in ("medicationRequests", "labs")}
-    )
+    for key in discovery.LAB_KEYS:
+        ehr.answers[key] = requests.exceptions.ReadTimeout()
+    lost = ("medicationRequests", *discovery.LAB_KEYS)
+    data = run({k: v for k, v in full_prefetch().items() if k not in lost})
     assert data.unavailable == [
         "medicationRequests: FHIR server answered with an error (HTTP 500)",
-        "labs: FHIR server timed out",
+        *(f"{key}: FHIR server timed out" for key in discovery.LAB_KEYS),
     ]
     assert not data.usable and "Condition/c1" in ids(data)
 

@@ -7,7 +7,7 @@ the server."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -152,10 +152,12 @@ def test_paged_prefetch_is_followed_on_the_real_server(fhir_server: FhirServer) 
     prefetch["medicationRequests"] = None
     data = fetch(fhir_server, context, prefetch=prefetch)
     assert data.unavailable == [] and data.fetched == ["labs"]
+    asked = set(parse_qs(urlsplit(PREFETCH["labs"]).query)["code"][0].split(","))
     lab_ids = {
         e["resource"]["id"]
         for e in bundle["entry"]
         if e["resource"]["resourceType"] == "Observation"
+        and asked & {f"{c['system']}|{c['code']}" for c in e["resource"]["code"]["coding"]}
     }
     fetched_ids = {r["id"] for r in data.resources if r["resourceType"] == "Observation"}
     assert fetched_ids == lab_ids and len(fetched_ids) > 7

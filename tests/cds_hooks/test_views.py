@@ -208,7 +208,10 @@ def test_paged_searchsets_are_followed(client: FlaskClient, fhir: responses.Requ
     fetched = topics(call(client, rb.hook_body(NAME, "patient-view", "missing")))
     assert {"anc-mild", "anc-repeat-needed"} <= set(fetched)
     assert "data-unavailable" not in fetched
-    assert sum("_page" in url for url in ehr.calls) >= 7  # 37 lab results in pages of 5
+    split = rb.patient(NAME).split
+    follow_ups = sum(-(-len(split.get(key, [])) // 5) - 1 for key in discovery.LAB_KEYS)
+    assert follow_ups >= 3  # the lab results span several pages of 5
+    assert sum("_page" in url for url in ehr.calls) >= follow_ups
 
 
 def test_a_missing_key_is_fetched_and_the_others_are_not(
