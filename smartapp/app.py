@@ -54,10 +54,12 @@ def _register_sandbox(app: Flask) -> None:
     if not app.config["SANDBOX_ENABLED"]:
         return
     from smartapp import sandbox
+    from smartapp.sandbox import cds_client
 
     log.warning("Sandbox EHR enabled (SANDBOX_ENABLED): synthetic patients, not for clinical use")
     sandbox.allow_sandbox_callers(app)
     sandbox.register(app)
+    app.register_blueprint(cds_client.blueprint)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

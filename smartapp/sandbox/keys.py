@@ -6,8 +6,8 @@ Each JWT is signed the way the public CDS Hooks sandbox signs: header ``alg`` ES
 JWT, ``kid`` and a ``jku`` naming our JWKS; claims ``iss`` (the sandbox issuer URL), ``aud``
 (the exact service URL called), ``iat``, ``exp`` = ``iat`` + 300 s and a fresh ``jti``.
 
-The issuer is ``<origin>/sandbox`` and the JWKS ``<origin>/sandbox/jwks.json`` where origin is
-``scheme://host:port`` of the app; ``trusted_issuer(origin)`` is the ``CDS_TRUSTED_ISSUERS``
+The issuer and JWKS URLs are the sandbox's (``SandboxUrls``: ``<origin>/sandbox`` and
+``<origin>/sandbox/jwks.json``); ``trusted_issuer(origin)`` is the ``CDS_TRUSTED_ISSUERS``
 entry the demo configures so that our own CDS service trusts its own sandbox.
 """
 
@@ -24,31 +24,22 @@ from typing import Any
 from joserfc import jws
 from joserfc.jwk import ECKey
 
+from smartapp.sandbox import sandbox_urls
 from smartapp.smart.keyfiles import read_or_create
 
 ALG = "ES384"
 CURVE = "P-384"
 KEY_FILE = "sandbox_cds_client_jwk.json"
-ISSUER_PATH = "/sandbox"
-JWKS_PATH = "/sandbox/jwks.json"
 # CDS Hooks 2.0: "exp ... no more than 5 minutes after iat" (the public sandbox uses exactly 5).
 LIFETIME_S = 300
 
 
-def issuer(origin: str) -> str:
-    """The sandbox's issuer URL for an app reached at ``origin`` (``http://127.0.0.1:8080``)."""
-    return origin.rstrip("/") + ISSUER_PATH
-
-
-def jwks_url(origin: str) -> str:
-    return origin.rstrip("/") + JWKS_PATH
-
-
 def trusted_issuer(origin: str) -> dict[str, dict[str, Any]]:
-    """The ``CDS_TRUSTED_ISSUERS`` entry for the sandbox at ``origin`` (its JWKS is served over
-    plain http on loopback: the demo also sets ``CDS_JWKS_ALLOW_LOOPBACK_HTTP``)."""
-    url = jwks_url(origin)
-    return {issuer(origin): {"jwks_url": url, "jku": [url]}}
+    """The ``CDS_TRUSTED_ISSUERS`` entry for the sandbox of an app at ``origin``
+    (``http://127.0.0.1:8080``). Its JWKS is served over plain http on loopback: the demo also
+    sets ``CDS_JWKS_ALLOW_LOOPBACK_HTTP``."""
+    urls = sandbox_urls(origin)
+    return {urls.issuer: {"jwks_url": urls.jwks_url, "jku": [urls.jwks_url]}}
 
 
 @dataclass(frozen=True)
@@ -95,7 +86,7 @@ def client_claims(origin: str, audience: str, now: datetime) -> dict[str, Any]:
     """The claims of one call: ``aud`` is the exact URL the request goes to."""
     iat = int(now.timestamp())
     return {
-        "iss": issuer(origin),
+        "iss": sandbox_urls(origin).issuer,
         "aud": audience,
         "iat": iat,
         "exp": iat + LIFETIME_S,
@@ -105,4 +96,4 @@ def client_claims(origin: str, audience: str, now: datetime) -> dict[str, Any]:
 
 def client_jwt(key: SandboxKey, origin: str, audience: str, now: datetime) -> str:
     """A signed CDS client JWT for one request to ``audience``."""
-    return key.sign(client_claims(origin, audience, now), jwks_url(origin))
+    return key.sign(client_claims(origin, audience, now), sandbox_urls(origin).jwks_url)
