@@ -44,6 +44,7 @@ def home() -> str:
         "sandbox/home.html",
         patients=sandbox().store.patients(),
         profiles=PROFILES,
+        app_profile=current_app.config.get("PROFILE"),
         prescribe_url=_prescribe_url(),
         evaluation_date=current_app.config.get("EVALUATION_DATE"),
         fhir_base=urls.fhir_base,

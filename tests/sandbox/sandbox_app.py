@@ -84,6 +84,17 @@ def authorize_query(launch: str, **changes: str) -> dict[str, str]:
     return query
 
 
+def exchange_form(code: str) -> dict[str, str]:
+    """The token request the app sends for ``code`` (public client, PKCE)."""
+    return {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "client_id": CLIENT_ID,
+        "code_verifier": VERIFIER,
+    }
+
+
 def code_from(location: str) -> str:
     return parse_qs(urlsplit(location).query)["code"][0]
 
