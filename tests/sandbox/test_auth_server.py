@@ -109,7 +109,7 @@ def test_unknown_client_or_redirect_is_a_page_not_a_redirect(
 def test_authorize_errors_go_back_with_the_state(
     app: Flask, client: FlaskClient, changes: dict[str, str], error: str
 ) -> None:
-    query = authorize_query(changes.pop("launch_id", None) or launch(app), **changes)
+    query = authorize_query(changes.pop("launch_id", "") or launch(app), **changes)
     params = redirect_params(client.get(AUTHORIZE, query_string=query))
     assert params["error"] == error
     assert params["state"] == "state-123"
