@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from joserfc import jws
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
 from smartapp.sandbox import sandbox_urls
@@ -75,7 +76,7 @@ def load_key(instance_path: str | Path) -> SandboxKey:
     try:
         data = json.loads(read_or_create(path, _generated))
         key = ECKey.import_key(data)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, JoseError) as exc:
         raise ValueError(f"{path}: not a sandbox signing key ({exc})") from None
     if data.get("crv") != CURVE or not key.is_private:
         raise ValueError(f"{path}: the sandbox key must be a private EC P-384 key")
