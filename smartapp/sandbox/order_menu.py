@@ -84,7 +84,8 @@ def new_order_id() -> str:
 
 def draft_request(order: MenuOrder, patient_id: str, day: date, order_id: str) -> Json:
     """The draft MedicationRequest for ``order``, starting on ``day`` (the evaluation date)."""
-    end = (day + timedelta(days=order.days)).isoformat() if order.days else None
+    # boundsPeriod.end is the last day taken: a 7-day course from the 1st ends on the 7th.
+    end = (day + timedelta(days=order.days - 1)).isoformat() if order.days else None
     timing = b.timing(day.isoformat(), end, frequency=order.per_day, period=1)
     dosage = b.dosage(order.sig, b.quantity(order.mg, "mg"), timing)
     return b.medication_request(
