@@ -55,18 +55,19 @@ CAPABILITIES = [
     "permission-patient", "permission-v1", "permission-v2", "permission-online",
     "permission-offline",
 ]  # fmt: skip
-# The example style of the SMART App Launch specification (scopes-and-launch-context).
+# The sandbox EHR's own look (static/sandbox.css), handed to the app as an EHR does; every
+# colour pair keeps WCAG AA contrast on the background.
 STYLE = {
-    "color_background": "#edeae3",
-    "color_error": "#9e2d2d",
-    "color_highlight": "#69b5ce",
-    "color_success": "#498e49",
-    "color_text": "#303030",
-    "dim_border_radius": "6px",
-    "dim_font_size": "13px",
-    "dim_spacing_size": "20px",
-    "font_family_body": "Georgia, Times, 'Times New Roman', serif",
-    "font_family_heading": "'HelveticaNeue-Light', Helvetica, Arial, 'Lucida Grande', sans-serif",
+    "color_background": "#ffffff",
+    "color_error": "#a51d2d",
+    "color_highlight": "#0b5394",
+    "color_success": "#26734d",
+    "color_text": "#1c2330",
+    "dim_border_radius": "4px",
+    "dim_font_size": "15px",
+    "dim_spacing_size": "16px",
+    "font_family_body": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+    "font_family_heading": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
 }
 
 

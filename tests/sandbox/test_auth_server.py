@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from smartapp.sandbox.auth_server import FHIR_USER, granted_scopes
+from smartapp.smart.style import sanitize
 from tests.sandbox.sandbox_app import (
     CLIENT_ID,
     REDIRECT_URI,
@@ -266,8 +267,10 @@ def test_the_token_endpoint_needs_no_csrf_token(app: Flask, client: FlaskClient)
 
 def test_style_values(client: FlaskClient) -> None:
     style = client.get("/sandbox/auth/style.json").get_json()
-    assert style["color_background"] == "#edeae3"
-    assert style["dim_border_radius"] == "6px"
+    assert style["color_background"] == "#ffffff"
+    assert style["color_highlight"] == "#0b5394"
+    # every value passes the app's own checks, so the app uses all of them
+    assert sanitize(style) == style
 
 
 def test_granted_scopes() -> None:
