@@ -90,7 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from smartapp.sandbox.demo import run_demo
 
-    run_demo(port=args.port)
+    run_demo(port=args.port)  # a port in use: werkzeug says so on stderr and exits 1
     return 0
 
 

@@ -138,3 +138,18 @@ def test_demo_stdout_holds_only_the_url_line(demo: tuple[subprocess.Popen[str], 
 
 def urlpath(location: str) -> str:
     return re.sub(r"^https?://[^/]+", "", location).split("?")[0]
+
+
+def test_a_busy_port_is_a_message_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    from smartapp.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as stopped:
+            main(["demo", "--port", str(port)])
+    assert stopped.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no URL printed for a server that is not there
+    assert f"Port {port} is in use" in captured.err
