@@ -417,7 +417,7 @@ def test_cards_are_rendered_safely_from_a_canned_answer(live: LiveSandbox) -> No
     assert "<li><code>MedicationRequest/m1</code> (draft order)</li>" in html
     assert "<p>Source: L1 (Table 1)</p>" in html
     assert "javascript:" not in html
-    assert "Source: Label &lt;b&gt;PI&lt;/b&gt;</p>" in html
+    assert "Read more: Label &lt;b&gt;PI&lt;/b&gt;</p>" in html
     assert 'class="card card-critical"' in html and 'data-topic="level-alert"' in html
     assert html.count('name="outcome" value="accepted"') == 1
     assert '<option value="r1">Aware</option>' in html
