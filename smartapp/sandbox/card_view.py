@@ -145,8 +145,9 @@ def _suggestions(raw: Any) -> tuple[Suggestion, ...]:
             continue  # a suggestion without uuid cannot be accepted in feedback
         actions = _list(item.get("actions"))
         described = tuple(_text(a.get("description")) for a in actions if isinstance(a, dict))
-        out.append(Suggestion(_text(item["uuid"]), _text(item.get("label")) or "Suggestion",
-                              item.get("isRecommended") is True, described))  # fmt: skip
+        label = _text(item.get("label")) or "Suggestion"
+        recommended = item.get("isRecommended") is True
+        out.append(Suggestion(_text(item["uuid"]), label, recommended, described))
     return tuple(out)
 
 
@@ -166,8 +167,8 @@ def _links(raw: Any) -> tuple[Link, ...]:
         if url is None:
             continue
         context = link.get("appContext")
-        out.append(Link(_text(link.get("label")) or url, url, _text(link.get("type")),
-                        context if isinstance(context, str) else None))  # fmt: skip
+        app_context = context if isinstance(context, str) else None
+        out.append(Link(_text(link.get("label")) or url, url, _text(link.get("type")), app_context))
     return tuple(out)
 
 

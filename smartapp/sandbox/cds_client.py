@@ -208,7 +208,7 @@ def call_page(hook_instance: str) -> tuple[str, int] | Response:
     record = _calls().get(hook_instance)
     if record is None:
         return _gone()
-    return _page(chosen=_chosen(record), record=record, urls=current_urls())
+    return _page(chosen=_chosen(record), record=record)
 
 
 def _gone() -> Response:
@@ -219,7 +219,7 @@ def _gone() -> Response:
     )
 
 
-def _feedback(record: CallRecord, card: CardView) -> tuple[dict[str, Any], str]:
+def _feedback(card: CardView) -> tuple[dict[str, Any], str]:
     """The feedback body for the form's choice, and the line the card shows once stored."""
     form = request.form
     if form.get("outcome") == "accepted":
@@ -245,14 +245,12 @@ def feedback(hook_instance: str) -> BaseResponse | tuple[str, int]:
     if record is None:
         return _gone()
     card = record.card(request.form.get("card") or "")
-    if card is None:
-        return _page(400, chosen=_chosen(record), record=record, urls=current_urls(),
-                     form_error="That card is not part of this answer.")  # fmt: skip
     try:
-        body, done = _feedback(record, card)
+        if card is None:
+            raise FormError("That card is not part of this answer.")
+        body, done = _feedback(card)
     except FormError as exc:
-        return _page(400, chosen=_chosen(record), record=record, urls=current_urls(),
-                     form_error=str(exc))  # fmt: skip
+        return _page(400, chosen=_chosen(record), record=record, form_error=str(exc))
     urls = current_urls()
     answer = post_signed(f"{record.url}/feedback", body, _key(), urls, _http())
     stored = "feedback stored" if answer.ok else f"feedback not stored ({answer.error})"

@@ -16,13 +16,14 @@ later sends the clinician's feedback on a card the same way.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -31,6 +32,7 @@ from smartapp.sandbox import SandboxUrls
 from smartapp.sandbox.auth_server import FHIR_USER, AuthServer
 from smartapp.sandbox.fhir_api import FhirApiError, get, outcome
 from smartapp.sandbox.keys import SandboxKey, client_jwt
+from smartapp.sandbox.order_menu import draft_orders_bundle
 from smartapp.sandbox.store import FhirStore
 
 Json = dict[str, Any]
@@ -59,8 +61,6 @@ def discovery_path(service_id: str) -> str:
 def hook_context(hook: str, patient_id: str, drafts: list[Json]) -> Json:
     """The order-select / order-sign context: user, patient, the draft orders (and for
     order-select the selected ones: every draft here)."""
-    from smartapp.sandbox.order_menu import draft_orders_bundle
-
     context: Json = {
         "userId": FHIR_USER,
         "patientId": patient_id,
@@ -77,13 +77,17 @@ def _relative(base: str, url: str) -> str:
     return url.removeprefix(base + "/")
 
 
+def _next_link(page: Json) -> str | None:
+    links = page.get("link", [])
+    return next((x.get("url") for x in links if x.get("relation") == "next"), None)
+
+
 def _all_pages(store: FhirStore, base: str, first: Json, patient_id: str) -> Json:
     """One searchset holding every page's entries (a prefetch value cannot be paged without
     ``fhirServer``)."""
     entries = list(first.get("entry", []))
     page, pages = first, 1
-    while (link := next((x["url"] for x in page.get("link", []) if x["relation"] == "next"),
-                        None)) is not None:  # fmt: skip
+    while (link := _next_link(page)) is not None:
         if pages >= MAX_PAGES:
             raise FhirApiError(500, "too-costly", "more pages than the sandbox prefetches")
         page = get(store, base, _relative(base, link), patient_id)
@@ -193,8 +197,8 @@ def post_signed(
         )
     except requests.RequestException as exc:
         elapsed = (time.perf_counter() - started) * 1000
-        return Answer(None, error=f"no answer ({type(exc).__name__})", elapsed_ms=elapsed,
-                      claims=claims)  # fmt: skip
+        error = f"no answer ({type(exc).__name__})"
+        return Answer(None, error=error, elapsed_ms=elapsed, claims=claims)
     elapsed = (time.perf_counter() - started) * 1000
     return _answer(response, elapsed, claims)
 
@@ -214,9 +218,6 @@ def _answer(response: requests.Response, elapsed_ms: float, claims: Json) -> Ans
 
 def _claims_of(token: str) -> Json:
     """The JWT's claims, to show on the page (we just signed them: no verification)."""
-    import base64
-    import json
-
     payload = token.split(".")[1]
     decoded: Json = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     return decoded
@@ -248,12 +249,8 @@ def feedback_body(
     if suggestion:
         item["acceptedSuggestions"] = [{"id": suggestion}]
     if reason is not None:
-        item["overrideReason"] = {"reason": dict(reason), **({"userComment": comment} if comment
-                                                              else {})}  # fmt: skip
+        override: Json = {"reason": dict(reason)}
+        if comment:
+            override["userComment"] = comment
+        item["overrideReason"] = override
     return {"feedback": [item]}
-
-
-def same_origin(url: str, urls: SandboxUrls) -> bool:
-    """Whether ``url`` is on the sandbox's own origin (the only place it posts to)."""
-    parts, own = urlsplit(url), urlsplit(urls.origin)
-    return (parts.scheme, parts.netloc) == (own.scheme, own.netloc)
