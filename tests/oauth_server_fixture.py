@@ -13,74 +13,22 @@ session. Missing Node.js or npm fails the tests rather than skipping them: CI mu
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import json
-import os
-import shutil
-import subprocess
-import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import requests
 
-SERVER_DIR = Path(__file__).parent / "oauth_server"
-LOCKFILE = SERVER_DIR / "package-lock.json"
-NPM_LOCK = Path(__file__).parent / ".cache" / "oauth_server_npm.lock"
-READY_PREFIX = "listening "
-START_TIMEOUT_S = 30.0
-NPM_TIMEOUT_S = 600.0
+from tests.node_service import NodeService, ServerProcess, stopped_at_end
 
-
-def _require(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        pytest.fail(
-            f"{tool} is required for the SMART end-to-end tests (Node.js 20 with npm)",
-            pytrace=False,
-        )
-    return path
-
-
-def _installed_matches_lockfile() -> bool:
-    """True when every package pinned in package-lock.json is installed at its locked version."""
-    packages = json.loads(LOCKFILE.read_text())["packages"]
-    for location, meta in packages.items():
-        if not location or meta.get("optional"):
-            continue
-        manifest = SERVER_DIR / location / "package.json"
-        if not manifest.is_file() or json.loads(manifest.read_text()).get("version") != meta.get(
-            "version"
-        ):
-            return False
-    return True
-
-
-def ensure_installed() -> None:
-    """``npm ci`` in tests/oauth_server when node_modules is missing or differs from the
-    lockfile; a file lock keeps concurrent test runs from installing over each other."""
-    npm = _require("npm")
-    NPM_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with NPM_LOCK.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _installed_matches_lockfile():
-            return
-        result = subprocess.run(
-            [npm, "ci", "--silent", "--no-audit", "--no-fund"],
-            cwd=SERVER_DIR,
-            capture_output=True,
-            text=True,
-            timeout=NPM_TIMEOUT_S,
-        )
-        if result.returncode != 0 or not _installed_matches_lockfile():
-            pytest.fail(
-                f"npm ci in {SERVER_DIR} failed:\n{result.stdout}\n{result.stderr}", pytrace=False
-            )
+SERVICE = NodeService(
+    name="oauth_server",
+    title="SMART test authorization server",
+    needed_for="the SMART end-to-end tests",
+    start_timeout_s=30.0,
+)
 
 
 def launch_id(**context: Any) -> str:
@@ -93,7 +41,7 @@ def launch_id(**context: Any) -> str:
 
 
 @dataclass
-class OAuthServer:
+class OAuthServer(ServerProcess):
     """A running server. ``origin`` is its root (authorize, token, jwks); ``iss`` the FHIR base
     an app is launched with; ``upstream`` the real FHIR server behind it."""
 
@@ -102,8 +50,6 @@ class OAuthServer:
     upstream: str
     client_id: str | None
     redirect_uris: tuple[str, ...]
-    process: subprocess.Popen[bytes] = field(repr=False)
-    log_path: Path = field(repr=False)
 
     def launch_id(self, **context: Any) -> str:
         return launch_id(**context)
@@ -121,37 +67,6 @@ class OAuthServer:
         response.raise_for_status()
         return [r["params"] for r in response.json() if r["endpoint"] == endpoint]
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        if self.process.stdin:
-            self.process.stdin.close()
-
-
-def _wait_ready(process: subprocess.Popen[bytes], log_path: Path) -> list[str]:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        for line in log_path.read_text(errors="replace").splitlines():
-            if line.startswith(READY_PREFIX):
-                return line.split()
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    with contextlib.suppress(Exception):
-        process.kill()
-    pytest.fail(
-        f"SMART test authorization server did not start:\n{log_path.read_text(errors='replace')}",
-        pytrace=False,
-    )
-
 
 def start_oauth_server(
     fhir_base: str,
@@ -167,10 +82,9 @@ def start_oauth_server(
     v1_only: bool = False,
 ) -> OAuthServer:
     """Start a server on a port the OS picks and wait for its ready line
-    (``listening ORIGIN fhir ISS upstream FHIR_BASE``). Its stdin stays open as a lifeline."""
-    ensure_installed()
-    args = [_require("node"), str(SERVER_DIR / "server.mjs"), "--port", "0"]
-    args += ["--fhir-base", fhir_base, "--stdin-lifeline"]
+    (``listening ORIGIN fhir ISS upstream FHIR_BASE``). It exits with this process (see
+    ``NodeService.start``)."""
+    options = ["--fhir-base", fhir_base]
     for flag, value in (
         ("--client-id", client_id),
         ("--patient", patient),
@@ -181,23 +95,17 @@ def start_oauth_server(
         ("--expires-in", None if expires_in is None else str(expires_in)),
     ):
         if value is not None:
-            args += [flag, value]
+            options += [flag, value]
     for uri in redirect_uris:
-        args += ["--redirect-uri", uri]
+        options += ["--redirect-uri", uri]
     if v1_only:
-        args.append("--v1-only")
-    log_fd, log_name = tempfile.mkstemp(prefix="oauth-server-", suffix=".log")
-    log_path = Path(log_name)
-    log: IO[bytes]
-    with os.fdopen(log_fd, "wb") as log:
-        process = subprocess.Popen(
-            args, cwd=SERVER_DIR, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT
-        )
-    words = _wait_ready(process, log_path)
+        options.append("--v1-only")
+    process, log_path, ready = SERVICE.start(options)
+    words = ready.split()
     return OAuthServer(
-        origin=words[1],
-        iss=words[3],
-        upstream=words[5],
+        origin=words[0],
+        iss=words[2],
+        upstream=words[4],
         client_id=client_id,
         redirect_uris=tuple(redirect_uris),
         process=process,
@@ -213,16 +121,4 @@ def oauth_server_factory() -> Iterator[OAuthServerFactory]:
     """``oauth_server_factory(fhir_base, client_id=..., redirect_uris=[...], patient=...,
     scope_grant=..., client_secret=..., client_jwks_url=..., expires_in=..., v1_only=...)``
     starts a server (see ``start_oauth_server``); all stop when the session ends."""
-    started: list[OAuthServer] = []
-
-    def start(fhir_base: str, **options: Any) -> OAuthServer:
-        server = start_oauth_server(fhir_base, **options)
-        started.append(server)
-        return server
-
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.stop()
-            server.log_path.unlink(missing_ok=True)
+    yield from stopped_at_end(start_oauth_server)

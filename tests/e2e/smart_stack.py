@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +23,7 @@ from cryptography.fernet import Fernet
 
 from smartapp.fhir_client import FhirClient
 from smartapp.fhir_load import load_bundle
+from tests.node_service import ServerProcess
 from tests.oauth_server_fixture import OAuthServer
 
 CLIENT_ID = "smartapp-e2e"
@@ -64,22 +65,10 @@ def registration(app_origin: str, fhir_iss: str) -> dict[str, Any]:
 
 
 @dataclass
-class SmartApp:
+class SmartApp(ServerProcess):
     origin: str
-    process: subprocess.Popen[bytes] = field(repr=False)
-    log_path: Path = field(repr=False)
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+    stop_grace_s = 15.0
 
 
 def app_environment(workdir: Path, app_origin: str, ehr: OAuthServer) -> dict[str, str]:
