@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from xml.etree.ElementTree import Element, fromstring
 
 from smartapp.domain import (
@@ -13,40 +13,32 @@ from smartapp.domain import (
 )
 from smartapp.rules.evaluate import evaluate
 from smartapp.rules.findings import Evaluation
-from smartapp.rules.ruleset import Profile, RuleContext, default_ruleset
+from smartapp.rules.ruleset import Profile, RuleContext
+from tests.rules.builders import at, lab_result, medication, rule_context
 
 AS_OF = date(2026, 3, 1)
 NS = "{http://www.w3.org/2000/svg}"
 
 
-def when(day: date, hour: int = 9) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
-
-
 def clozapine(ref: str, start: date, end: date | None, mg: float | None) -> MedicationExposure:
-    return MedicationExposure(
-        ref=f"MedicationRequest/{ref}",
-        source="request",
-        display="clozapine",
-        ingredients=("clozapine",),
-        recognised_by="rxnorm:2626",
-        status="active",
-        start=start,
-        end=end,
-        daily_dose_mg=mg,
+    return medication(
+        f"MedicationRequest/{ref}",
+        "clozapine",
+        mg,
+        start,
+        end,
         authored=start,
+        recognised_by="rxnorm:2626",
     )
 
 
 def lab(ref: str, concept: str, day: date, value: float, unit: str = "/uL") -> LabResult:
-    return LabResult(
-        ref=f"Observation/{ref}", concept=concept, value=value, unit=unit, when=when(day)
-    )
+    return lab_result(f"Observation/{ref}", concept, value, day, unit=unit)
 
 
 def ben_statement(value: str = "true") -> ClinicianStatement:
     return ClinicianStatement(
-        "ben-confirmed", value, "Practitioner/dr", when(date(2026, 1, 1)), "statement:1"
+        "ben-confirmed", value, "Practitioner/dr", at(date(2026, 1, 1)), "statement:1"
     )
 
 
@@ -57,9 +49,7 @@ def record(*items: object, statements: tuple[ClinicianStatement, ...] = ()) -> P
 
 
 def ctx(profile: Profile = "us-fda", as_of: date = AS_OF) -> RuleContext:
-    return RuleContext(
-        as_of=as_of, profile=profile, rules=default_ruleset(), cpz_method="gardner-2010"
-    )
+    return rule_context(as_of, profile=profile)
 
 
 def evaluated(rec: PatientRecord, profile: Profile = "us-fda") -> Evaluation:

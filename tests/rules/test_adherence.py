@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from smartapp.domain import MedicationExposure, MedicationSource, PatientRecord
 from smartapp.rules.adherence import assess_adherence, days_covered
 from smartapp.rules.trials import Trial
+from tests.rules.builders import medication
 
 AS_OF = date(2026, 3, 1)
 START = date(2025, 1, 1)
@@ -32,19 +33,17 @@ def med(
     drug: str = "risperidone",
     long_acting: bool = False,
 ) -> MedicationExposure:
-    return MedicationExposure(
-        ref=ref,
+    lai = (150.0, lai_interval) if lai_interval else None
+    return medication(
+        ref,
+        drug,
+        6,
+        start,
+        end,
         source=source,
-        display=drug,
-        ingredients=(drug,),
-        recognised_by="test",
+        lai=lai,
+        long_acting=long_acting,
         status="completed",
-        start=start,
-        end=end,
-        daily_dose_mg=None if lai_interval else 6,
-        long_acting=long_acting or lai_interval is not None,
-        interval_dose_mg=150 if lai_interval else None,
-        interval_days=lai_interval,
         days_supply=days_supply,
     )
 

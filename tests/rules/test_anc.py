@@ -5,7 +5,7 @@ The small builders here are shared by the other ANC test modules."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 
@@ -18,21 +18,16 @@ from smartapp.domain import (
 )
 from smartapp.rules.anc import evaluate_anc
 from smartapp.rules.anc_values import anc_series, category, is_ben
-from smartapp.rules.courses import clozapine_history
-from smartapp.rules.findings import FINDING_CODES, AncSummary, Finding
-from smartapp.rules.ruleset import Profile, RuleContext, Ruleset, default_ruleset
+from smartapp.rules.findings import AncSummary, Finding
+from smartapp.rules.ruleset import Profile, Ruleset, default_ruleset
+from tests.rules.builders import apply, at, clozapine, lab_result, rule_context, well_formed
 
 AS_OF = date(2026, 3, 1)
 START = date(2025, 12, 1)  # week 12.9 on AS_OF: weekly phase
 
 
-def at(day: date, hour: int = 9) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
-
-
 def lab(ref: str, day: date, value: float, concept: str = "anc", hour: int = 9) -> LabResult:
-    unit = "%" if concept.endswith("-pct") else "/uL"
-    return LabResult(ref=ref, concept=concept, value=value, unit=unit, when=at(day, hour))
+    return lab_result(ref, concept, value, day, hour=hour)
 
 
 def cloz(
@@ -42,18 +37,7 @@ def cloz(
     *,
     proposed: bool = False,
 ) -> MedicationExposure:
-    return MedicationExposure(
-        ref=ref,
-        source="request",
-        display="clozapine 100 mg tablet",
-        ingredients=("clozapine",),
-        recognised_by="rxnorm:197535",
-        status="draft" if proposed else "active",
-        start=start,
-        end=end,
-        daily_dose_mg=300,
-        proposed=proposed,
-    )
+    return clozapine(ref, start, end, proposed=proposed)
 
 
 BEN_CONDITION = ConditionFact(
@@ -76,12 +60,9 @@ def run(
         labs=labs,
         conditions=(BEN_CONDITION,) if ben else (),
     )
-    ctx = RuleContext(as_of=as_of, profile=profile, rules=rules or default_ruleset())
-    findings, summary = evaluate_anc(record, clozapine_history(record, ctx), ctx)
-    for f in findings:
-        assert f.code in FINDING_CODES
-        assert 0 < len(f.summary) < 140, f.summary
-        assert f.detail and f.source and f.evidence, f
+    ctx = rule_context(as_of, profile=profile, rules=rules)
+    findings, summary = apply(evaluate_anc, record, ctx)
+    well_formed(findings)
     return findings, summary
 
 
@@ -395,7 +376,6 @@ def test_missing_anc_says_when_lab_data_could_not_be_retrieved() -> None:
         medications=(cloz(),),
         unavailable=("Observation?category=laboratory",),
     )
-    ctx = RuleContext(as_of=AS_OF, profile="us-fda", rules=default_ruleset())
-    findings, _ = evaluate_anc(record, clozapine_history(record, ctx), ctx)
+    findings, _ = apply(evaluate_anc, record, rule_context(AS_OF))
     f = only(findings, "anc-missing")
     assert "could not be retrieved (Observation?category=laboratory)" in f.detail

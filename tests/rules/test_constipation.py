@@ -9,9 +9,8 @@ import pytest
 
 from smartapp.domain import MedicationExposure, PatientRecord
 from smartapp.rules.constipation import evaluate_constipation
-from smartapp.rules.courses import clozapine_history
 from smartapp.rules.findings import Finding
-from smartapp.rules.ruleset import RuleContext, default_ruleset
+from tests.rules.builders import apply, medication, rule_context
 
 AS_OF = date(2026, 3, 1)
 LONG_AGO = date(2025, 1, 1)
@@ -24,17 +23,15 @@ def med(
     end: date | None = None,
     proposed: bool = False,
 ) -> MedicationExposure:
-    return MedicationExposure(
-        ref=f"MedicationRequest/{ref}",
-        source="request",
-        display=ingredient.title(),
-        ingredients=(ingredient,),
-        recognised_by="test",
-        status="draft" if proposed else "active",
-        start=start,
-        end=end,
-        daily_dose_mg=None if ingredient != "clozapine" else 300,
+    dose = 300 if ingredient == "clozapine" else None
+    return medication(
+        f"MedicationRequest/{ref}",
+        ingredient,
+        dose,
+        start,
+        end,
         proposed=proposed,
+        display=ingredient.title(),
     )
 
 
@@ -42,10 +39,8 @@ CLOZAPINE = med("cloz", "clozapine")
 
 
 def run(*meds: MedicationExposure, overrides: dict[str, Any] | None = None) -> list[Finding]:
-    rules = default_ruleset().with_overrides(overrides or {})
-    ctx = RuleContext(as_of=AS_OF, profile="us-fda", rules=rules)
     record = PatientRecord("Patient/p1", medications=meds)
-    findings = evaluate_constipation(record, clozapine_history(record, ctx), ctx)
+    findings = apply(evaluate_constipation, record, rule_context(AS_OF, overrides=overrides))
     for f in findings:
         assert f.code == "constipation-prophylaxis"
         assert f.severity == "info"

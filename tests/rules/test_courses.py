@@ -8,42 +8,17 @@ from datetime import date, timedelta
 
 import pytest
 
-from smartapp.domain import MedicationExposure, MedicationSource, PatientRecord
+from smartapp.domain import MedicationExposure, PatientRecord
 from smartapp.rules.courses import clozapine_history, current_daily_dose
-from smartapp.rules.ruleset import RuleContext, default_ruleset
+from smartapp.rules.ruleset import RuleContext
+from tests.rules.builders import clozapine as cloz
+from tests.rules.builders import rule_context
 
 AS_OF = date(2026, 3, 1)
 
 
 def ctx(as_of: date = AS_OF) -> RuleContext:
-    return RuleContext(as_of=as_of, profile="us-fda", rules=default_ruleset())
-
-
-def cloz(
-    ref: str,
-    start: date | None,
-    end: date | None = None,
-    *,
-    dose: float | None = 300,
-    proposed: bool = False,
-    source: MedicationSource = "request",
-    authored: date | None = None,
-    days_supply: float | None = None,
-) -> MedicationExposure:
-    return MedicationExposure(
-        ref=ref,
-        source=source,
-        display="clozapine 100 mg tablet",
-        ingredients=("clozapine",),
-        recognised_by="rxnorm:197535",
-        status="draft" if proposed else "active",
-        start=start,
-        end=end,
-        daily_dose_mg=dose,
-        proposed=proposed,
-        authored=authored,
-        days_supply=days_supply,
-    )
+    return rule_context(as_of)
 
 
 def record(*meds: MedicationExposure) -> PatientRecord:

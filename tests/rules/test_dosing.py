@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
 from smartapp.domain import LabResult, MedicationExposure, MedicationSource, PatientRecord
-from smartapp.rules.courses import clozapine_history
 from smartapp.rules.dosing import evaluate_dosing
 from smartapp.rules.findings import Finding
-from smartapp.rules.ruleset import RuleContext, default_ruleset
+from tests.rules.builders import apply, lab_result, medication, one_per_code, rule_context
 
 AS_OF = date(2026, 3, 1)
 LONG_AGO = date(2025, 1, 1)
@@ -27,23 +26,13 @@ def med(
     ingredient: str = "clozapine",
     source: MedicationSource = "request",
 ) -> MedicationExposure:
-    return MedicationExposure(
-        ref=f"MedicationRequest/{ref}",
-        source=source,
-        display=ingredient,
-        ingredients=(ingredient,),
-        recognised_by="test",
-        status="draft" if proposed else "active",
-        start=start,
-        end=end,
-        daily_dose_mg=dose,
-        proposed=proposed,
+    return medication(
+        f"MedicationRequest/{ref}", ingredient, dose, start, end, source=source, proposed=proposed
     )
 
 
 def level(value: float, day: date, ref: str = "Observation/lvl") -> LabResult:
-    when = datetime(day.year, day.month, day.day, 8, tzinfo=UTC)
-    return LabResult(ref=ref, concept="clozapine", value=value, unit="ng/mL", when=when)
+    return lab_result(ref, "clozapine", value, day, hour=8)
 
 
 def run(
@@ -52,16 +41,8 @@ def run(
     as_of: date = AS_OF,
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Finding]:
-    rules = default_ruleset().with_overrides(overrides or {})
-    ctx = RuleContext(as_of=as_of, profile="us-fda", rules=rules)
     record = PatientRecord("Patient/p1", medications=meds, labs=labs)
-    findings = evaluate_dosing(record, clozapine_history(record, ctx), ctx)
-    codes = [f.code for f in findings]
-    assert len(codes) == len(set(codes))
-    for f in findings:
-        assert len(f.summary) < 140
-        assert f.detail and f.source and f.evidence
-    return {f.code: f for f in findings}
+    return one_per_code(apply(evaluate_dosing, record, rule_context(as_of, overrides=overrides)))
 
 
 def test_no_clozapine_no_findings() -> None:

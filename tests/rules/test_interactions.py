@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from smartapp.domain import MedicationExposure, MedicationSource, PatientRecord
-from smartapp.rules.courses import clozapine_history
 from smartapp.rules.findings import Finding
 from smartapp.rules.interactions import evaluate_interactions, fit_summary, format_mg, name_list
-from smartapp.rules.ruleset import RuleContext, RulesetError, default_ruleset
+from smartapp.rules.ruleset import RulesetError, default_ruleset
+from tests.rules.builders import apply, medication, one_per_code, rule_context
 
 AS_OF = date(2026, 3, 1)
 LONG_AGO = date(2025, 1, 1)
@@ -29,17 +29,9 @@ def med(
     source: MedicationSource = "request",
 ) -> MedicationExposure:
     names = (ingredients,) if isinstance(ingredients, str) else tuple(ingredients)
-    return MedicationExposure(
-        ref=ref,
-        source=source,
-        display=" / ".join(names).title(),
-        ingredients=names,
-        recognised_by="test",
-        status="draft" if proposed else "active",
-        start=start,
-        end=end,
-        daily_dose_mg=dose,
-        proposed=proposed,
+    display = " / ".join(names).title()
+    return medication(
+        ref, names, dose, start, end, source=source, proposed=proposed, display=display
     )
 
 
@@ -52,16 +44,9 @@ def clozapine(
 def run(
     *meds: MedicationExposure, as_of: date = AS_OF, overrides: dict[str, Any] | None = None
 ) -> dict[str, Finding]:
-    rules = default_ruleset().with_overrides(overrides or {})
-    ctx = RuleContext(as_of=as_of, profile="us-fda", rules=rules)
     record = PatientRecord("Patient/p1", medications=meds)
-    findings = evaluate_interactions(record, clozapine_history(record, ctx), ctx)
-    codes = [f.code for f in findings]
-    assert len(codes) == len(set(codes)), "one finding per code"
-    for f in findings:
-        assert len(f.summary) < 140
-        assert f.detail and f.source and f.evidence
-    return {f.code: f for f in findings}
+    ctx = rule_context(as_of, overrides=overrides)
+    return one_per_code(apply(evaluate_interactions, record, ctx))
 
 
 GROUPS = [

@@ -4,15 +4,14 @@ boundaries 0.5 and 3.0 (no finding) against 0.49 and 3.01."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 
 from smartapp.domain import LabResult, MedicationExposure, PatientRecord
-from smartapp.rules.courses import clozapine_history
 from smartapp.rules.findings import Finding
 from smartapp.rules.levels import evaluate_levels
-from smartapp.rules.ruleset import RuleContext, default_ruleset
+from tests.rules.builders import apply, clozapine, lab_result, rule_context
 
 START = date(2025, 6, 1)
 AS_OF = date(2026, 3, 1)
@@ -24,17 +23,7 @@ def cloz(
     end: date | None = None,
     ref: str = "MedicationRequest/c1",
 ) -> MedicationExposure:
-    return MedicationExposure(
-        ref=ref,
-        source="request",
-        display="clozapine 100 mg tablet",
-        ingredients=("clozapine",),
-        recognised_by="rxnorm:197535",
-        status="active",
-        start=start,
-        end=end,
-        daily_dose_mg=300,
-    )
+    return clozapine(ref, start, end)
 
 
 def level(
@@ -44,15 +33,9 @@ def level(
     *,
     concept: str = "clozapine",
     hour: int = 8,
-    unit: str = "ng/mL",
+    unit: str | None = None,
 ) -> LabResult:
-    return LabResult(
-        ref=ref,
-        concept=concept,
-        value=value,
-        unit=unit,
-        when=datetime(day.year, day.month, day.day, hour, 0, tzinfo=UTC),
-    )
+    return lab_result(ref, concept, value, day, hour=hour, unit=unit)
 
 
 def nor(ref: str, value: float, day: date, hour: int = 8) -> LabResult:
@@ -63,8 +46,7 @@ def run(
     *labs: LabResult, meds: tuple[MedicationExposure, ...] = (cloz(),), as_of: date = AS_OF
 ) -> list[Finding]:
     record = PatientRecord(patient="Patient/p1", medications=meds, labs=labs)
-    ctx = RuleContext(as_of=as_of, profile="us-fda", rules=default_ruleset())
-    return evaluate_levels(record, clozapine_history(record, ctx), ctx)
+    return apply(evaluate_levels, record, rule_context(as_of))
 
 
 def band(findings: list[Finding]) -> Finding:

@@ -3,29 +3,18 @@ glucose or HbA1c and lipids at baseline, week 12, then yearly; a 7-day window (p
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from smartapp.domain import LabResult, MedicationExposure, PatientRecord
-from smartapp.rules.courses import clozapine_history
 from smartapp.rules.findings import Finding
 from smartapp.rules.metabolic import evaluate_metabolic
-from smartapp.rules.ruleset import RuleContext, default_ruleset
+from tests.rules.builders import apply, clozapine, lab_result, rule_context
 
 START = date(2026, 1, 1)
-UNITS = {
-    "weight": "kg",
-    "bmi": "kg/m2",
-    "hba1c": "%",
-    "glucose": "mg/dL",
-    "ldl": "mg/dL",
-    "hdl": "mg/dL",
-    "cholesterol": "mg/dL",
-    "triglycerides": "mg/dL",
-}
 
 
 def day(n: int) -> date:
@@ -33,30 +22,12 @@ def day(n: int) -> date:
 
 
 def cloz(*, proposed: bool = False, start: date = START) -> MedicationExposure:
-    return MedicationExposure(
-        ref="MedicationRequest/c1",
-        source="request",
-        display="clozapine 100 mg tablet",
-        ingredients=("clozapine",),
-        recognised_by="rxnorm:197535",
-        status="draft" if proposed else "active",
-        start=start,
-        end=None,
-        daily_dose_mg=100,
-        proposed=proposed,
-    )
+    return clozapine("MedicationRequest/c1", start, dose=100, proposed=proposed)
 
 
 def lab(concept: str, n: int, *, fasting: bool = False, value: float = 80) -> LabResult:
-    d = day(n)
-    return LabResult(
-        ref=f"Observation/{concept}-{n}",
-        concept=concept,
-        value=value,
-        unit=UNITS[concept],
-        fasting=fasting,
-        when=datetime(d.year, d.month, d.day, 8, 0, tzinfo=UTC),
-    )
+    ref = f"Observation/{concept}-{n}"
+    return lab_result(ref, concept, value, day(n), hour=8, fasting=fasting)
 
 
 def baseline(n: int = -2) -> tuple[LabResult, ...]:
@@ -69,8 +40,7 @@ def run(
     meds: tuple[MedicationExposure, ...] | None = None,
 ) -> Finding | None:
     record = PatientRecord(patient="Patient/p1", medications=meds or (cloz(),), labs=labs)
-    ctx = RuleContext(as_of=day(as_of), profile="us-fda", rules=default_ruleset())
-    findings = evaluate_metabolic(record, clozapine_history(record, ctx), ctx)
+    findings = apply(evaluate_metabolic, record, rule_context(day(as_of)))
     assert len(findings) <= 1
     if findings:
         f = findings[0]
@@ -173,8 +143,7 @@ def test_every_check_overdue_still_fits_the_summary() -> None:
 
 def test_not_on_clozapine_nothing_is_due() -> None:
     record = PatientRecord(patient="Patient/p1")
-    ctx = RuleContext(as_of=day(10), profile="us-fda", rules=default_ruleset())
-    assert evaluate_metabolic(record, clozapine_history(record, ctx), ctx) == []
+    assert apply(evaluate_metabolic, record, rule_context(day(10))) == []
 
 
 @given(as_of=st.integers(min_value=0, max_value=3000))

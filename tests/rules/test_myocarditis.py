@@ -3,17 +3,16 @@ vs the assay default, CRP 49.9 / 50 / 100 / 100.1, and the day 0/7/14/21/28 sche
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from smartapp.domain import LabResult, MedicationExposure, PatientRecord
-from smartapp.rules.courses import clozapine_history
 from smartapp.rules.findings import Finding
 from smartapp.rules.myocarditis import evaluate_myocarditis
-from smartapp.rules.ruleset import RuleContext, default_ruleset
+from tests.rules.builders import apply, clozapine, lab_result, rule_context
 
 START = date(2026, 2, 1)
 HS_TNI = "89579-7"
@@ -26,33 +25,13 @@ def cloz(
     proposed: bool = False,
     end: date | None = None,
 ) -> MedicationExposure:
-    return MedicationExposure(
-        ref=ref,
-        source="request",
-        display="clozapine 25 mg tablet",
-        ingredients=("clozapine",),
-        recognised_by="rxnorm:197536",
-        status="draft" if proposed else "active",
-        start=start,
-        end=end,
-        daily_dose_mg=25,
-        proposed=proposed,
-    )
+    return clozapine(ref, start, end, dose=25, tablet_mg=25, proposed=proposed)
 
 
 def lab(
     ref: str, concept: str, value: float, day: date, *, uln: float | None = None, code: str = ""
 ) -> LabResult:
-    unit = "mg/L" if concept == "crp" else "ng/L"
-    return LabResult(
-        ref=ref,
-        concept=concept,
-        value=value,
-        unit=unit,
-        code=code,
-        uln=uln,
-        when=datetime(day.year, day.month, day.day, 8, 0, tzinfo=UTC),
-    )
+    return lab_result(ref, concept, value, day, hour=8, uln=uln, code=code)
 
 
 def trop(
@@ -75,8 +54,7 @@ def run(
     meds: tuple[MedicationExposure, ...] | None = None,
 ) -> list[Finding]:
     record = PatientRecord(patient="Patient/p1", medications=meds or (cloz(START),), labs=labs)
-    ctx = RuleContext(as_of=as_of, profile="us-fda", rules=default_ruleset())
-    return evaluate_myocarditis(record, clozapine_history(record, ctx), ctx)
+    return apply(evaluate_myocarditis, record, rule_context(as_of))
 
 
 def by_code(findings: list[Finding], code: str) -> Finding | None:
@@ -237,8 +215,7 @@ def test_during_the_monitoring_period_the_latest_result_always_counts() -> None:
 
 def test_no_clozapine_no_findings() -> None:
     record = PatientRecord(patient="Patient/p1", labs=(crp("Observation/c1", 150, day(1)),))
-    ctx = RuleContext(as_of=day(2), profile="us-fda", rules=default_ruleset())
-    assert evaluate_myocarditis(record, clozapine_history(record, ctx), ctx) == []
+    assert apply(evaluate_myocarditis, record, rule_context(day(2))) == []
 
 
 # --- schedule -----------------------------------------------------------------------------

@@ -3,7 +3,7 @@ e-cigarettes count as stopping, unknown statuses are ignored, and the level a we
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 
@@ -14,32 +14,17 @@ from smartapp.domain import (
     SmokingObservation,
     SmokingState,
 )
-from smartapp.rules.courses import clozapine_history
 from smartapp.rules.findings import Finding
-from smartapp.rules.ruleset import RuleContext, default_ruleset
 from smartapp.rules.smoking import evaluate_smoking
+from tests.rules.builders import apply, at, clozapine, lab_result, rule_context
 
 AS_OF = date(2026, 3, 1)
-CLOZ = MedicationExposure(
-    ref="MedicationRequest/c1",
-    source="request",
-    display="clozapine 100 mg tablet",
-    ingredients=("clozapine",),
-    recognised_by="rxnorm:197535",
-    status="active",
-    start=date(2025, 1, 1),
-    end=None,
-    daily_dose_mg=300,
-)
+CLOZ = clozapine("MedicationRequest/c1", date(2025, 1, 1))
 ANSWERS = {
     "smoker": "Every day smoker",
     "non-smoker": "Former smoker",
     "unknown": "Unknown if ever smoked",
 }
-
-
-def at(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, 9, 0, tzinfo=UTC)
 
 
 def status(
@@ -59,13 +44,7 @@ def status(
 
 
 def level(ref: str, value: float, days_ago: int) -> LabResult:
-    return LabResult(
-        ref=f"Observation/{ref}",
-        concept="clozapine",
-        value=value,
-        unit="ng/mL",
-        when=at(AS_OF - timedelta(days=days_ago)),
-    )
+    return lab_result(f"Observation/{ref}", "clozapine", value, AS_OF - timedelta(days=days_ago))
 
 
 def run(
@@ -74,8 +53,7 @@ def run(
     meds: tuple[MedicationExposure, ...] = (CLOZ,),
 ) -> list[Finding]:
     record = PatientRecord(patient="Patient/p1", medications=meds, smoking=smoking, labs=labs)
-    ctx = RuleContext(as_of=AS_OF, profile="us-fda", rules=default_ruleset())
-    return evaluate_smoking(record, clozapine_history(record, ctx), ctx)
+    return apply(evaluate_smoking, record, rule_context(AS_OF))
 
 
 def one(findings: list[Finding]) -> Finding:

@@ -8,13 +8,13 @@ from datetime import date
 import pytest
 
 from smartapp.domain import ConditionFact, MedicationExposure, PatientRecord
-from smartapp.rules.courses import clozapine_history
 from smartapp.rules.findings import Finding
-from smartapp.rules.ruleset import RuleContext, default_ruleset
 from smartapp.rules.suicidality import evaluate_suicidality
+from tests.rules import builders
+from tests.rules.builders import apply, rule_context
 
 AS_OF = date(2026, 3, 1)
-CTX = RuleContext(as_of=AS_OF, profile="us-fda", rules=default_ruleset())
+CTX = rule_context(AS_OF)
 
 SCZ = ConditionFact("Condition/scz", "schizophrenia", "Paranoid schizophrenia", True)
 SCA = ConditionFact("Condition/sca", "schizoaffective", "Schizoaffective disorder", True)
@@ -22,25 +22,15 @@ ATTEMPT = ConditionFact("Condition/sa", "suicidal-behaviour", "Suicide attempt",
 
 
 def clozapine(*, proposed: bool = False) -> MedicationExposure:
-    return MedicationExposure(
-        ref="MedicationRequest/cloz",
-        source="request",
-        display="clozapine 100 mg tablet",
-        ingredients=("clozapine",),
-        recognised_by="rxnorm:197535",
-        status="draft" if proposed else "active",
-        start=AS_OF if proposed else date(2025, 6, 1),
-        end=None,
-        daily_dose_mg=300,
-        proposed=proposed,
-    )
+    start = AS_OF if proposed else date(2025, 6, 1)
+    return builders.clozapine("MedicationRequest/cloz", start, proposed=proposed)
 
 
 def evaluate(
     *conditions: ConditionFact, meds: tuple[MedicationExposure, ...] = ()
 ) -> list[Finding]:
     record = PatientRecord("Patient/p1", medications=meds, conditions=conditions)
-    return evaluate_suicidality(record, clozapine_history(record, CTX), CTX)
+    return apply(evaluate_suicidality, record, CTX)
 
 
 @pytest.mark.parametrize("diagnosis", [SCZ, SCA])

@@ -8,8 +8,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from smartapp.domain import MedicationExposure, MedicationSource, PatientRecord
-from smartapp.rules.ruleset import RuleContext, RulesetError, default_ruleset
+from smartapp.domain import MedicationExposure, PatientRecord
+from smartapp.rules.ruleset import RuleContext, RulesetError
 from smartapp.rules.trials import (
     Equivalent,
     Trial,
@@ -18,46 +18,15 @@ from smartapp.rules.trials import (
     build_trials,
     equivalent,
 )
+from tests.rules.builders import medication as med
+from tests.rules.builders import rule_context
 
 AS_OF = date(2026, 3, 1)
 START = date(2025, 1, 1)
 
 
 def ctx(method: str = "gardner-2010", overrides: dict[str, object] | None = None) -> RuleContext:
-    rules = default_ruleset().with_overrides(overrides) if overrides else default_ruleset()
-    return RuleContext(as_of=AS_OF, profile="us-fda", rules=rules, cpz_method=method)
-
-
-def med(
-    ref: str,
-    drug: str,
-    dose: float | None,
-    start: date | None,
-    end: date | None,
-    *,
-    source: MedicationSource = "request",
-    lai: tuple[float, float] | None = None,
-    proposed: bool = False,
-    authored: date | None = None,
-    days_supply: float | None = None,
-) -> MedicationExposure:
-    return MedicationExposure(
-        ref=ref,
-        source=source,
-        display=drug,
-        ingredients=(drug,),
-        recognised_by="test",
-        status="draft" if proposed else "active",
-        start=start,
-        end=end,
-        daily_dose_mg=lai[0] / lai[1] if lai else dose,
-        long_acting=lai is not None,
-        interval_dose_mg=lai[0] if lai else None,
-        interval_days=lai[1] if lai else None,
-        proposed=proposed,
-        authored=authored,
-        days_supply=days_supply,
-    )
+    return rule_context(AS_OF, cpz_method=method, overrides=overrides)
 
 
 def trials_of(*meds: MedicationExposure, context: RuleContext | None = None) -> list[Trial]:

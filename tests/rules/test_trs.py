@@ -4,21 +4,21 @@ once, the proposed third antipsychotic, and the status table."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 
 import pytest
 
 from smartapp.domain import (
     ClinicianStatement,
     MedicationExposure,
-    MedicationSource,
     PatientRecord,
     RatingScore,
 )
-from smartapp.rules.courses import clozapine_history
 from smartapp.rules.findings import Finding, TrialAssessment, TrsSummary
-from smartapp.rules.ruleset import RuleContext, RulesetError, default_ruleset
+from smartapp.rules.ruleset import RuleContext, RulesetError
 from smartapp.rules.trs import evaluate_trs
+from tests.rules.builders import apply, at, rule_context
+from tests.rules.builders import medication as med
 
 AS_OF = date(2026, 3, 1)
 RISP = date(2024, 1, 1)
@@ -26,42 +26,7 @@ OLZ = date(2024, 6, 1)
 
 
 def ctx(method: str = "gardner-2010", overrides: dict[str, object] | None = None) -> RuleContext:
-    rules = default_ruleset().with_overrides(overrides) if overrides else default_ruleset()
-    return RuleContext(as_of=AS_OF, profile="us-fda", rules=rules, cpz_method=method)
-
-
-def at(day: date) -> datetime:
-    return datetime.combine(day, time(9), tzinfo=UTC)
-
-
-def med(
-    ref: str,
-    drug: str,
-    dose: float | None,
-    start: date | None,
-    end: date | None,
-    *,
-    source: MedicationSource = "request",
-    lai: tuple[float, float] | None = None,
-    proposed: bool = False,
-    days_supply: float | None = None,
-) -> MedicationExposure:
-    return MedicationExposure(
-        ref=ref,
-        source=source,
-        display=drug,
-        ingredients=(drug,),
-        recognised_by="test",
-        status="draft" if proposed else "active",
-        start=start,
-        end=end,
-        daily_dose_mg=lai[0] / lai[1] if lai else dose,
-        long_acting=lai is not None,
-        interval_dose_mg=lai[0] if lai else None,
-        interval_days=lai[1] if lai else None,
-        proposed=proposed,
-        days_supply=days_supply,
-    )
+    return rule_context(AS_OF, cpz_method=method, overrides=overrides)
 
 
 def trial(
@@ -105,7 +70,7 @@ def run(
         statements=tuple(s for p in parts for s in p[1]),
         ratings=ratings,
     )
-    findings, summary = evaluate_trs(record, clozapine_history(record, c), c)
+    findings, summary = apply(evaluate_trs, record, c)
     assert len(findings) <= 1
     return (findings[0] if findings else None), summary
 
