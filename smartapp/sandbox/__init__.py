@@ -7,6 +7,10 @@ on (``smartapp demo`` switches it on); the product never imports this package ot
 
 Every URL the sandbox hands out (FHIR base, issuer, JWKS) comes from :class:`SandboxUrls`, so
 the demo configuration, the auth server, the FHIR API and the CDS client page agree on them.
+
+Launch ids, codes and tokens live in the memory of one process: serve the sandbox from one
+process (the demo's threaded server; ``smartapp serve --workers 1`` when enabled by hand,
+with SMART_ALLOWED_ISS naming the sandbox FHIR base and PUBLIC_BASE_URL the app's origin).
 """
 
 from __future__ import annotations
