@@ -23,8 +23,8 @@ from functools import cache
 from typing import Any
 
 from fhir_mappings.codetables import load_table
-from fhir_mappings.fhir_values import SNOMED, normalise_text, parse_datetime, reference
-from fhir_mappings.mapped import Mapped
+from fhir_mappings.fhir_values import SNOMED, normalise_text, parse_datetime
+from fhir_mappings.mapped import Mapped, read_guarded
 from smartapp.domain import ConditionFact
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -225,13 +225,4 @@ def map_condition(resource: dict[str, Any]) -> Mapped:
 
 def map_condition_into(resource: dict[str, Any], out: Mapped) -> None:
     """``map_condition`` adding to ``out``; a malformed Condition leaves only its issue."""
-    if not isinstance(resource, dict):
-        out.issue("Condition/(unreadable)", "Condition is not a JSON object")
-        return
-    ref = reference("Condition", resource)
-    mark = out.mark()
-    try:
-        _map(resource, ref, out)
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-        out.rewind(mark)
-        out.issue(ref, f"malformed Condition ({type(exc).__name__})")
+    read_guarded("Condition", resource, out, _map)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fhir_mappings.fhir_values import reference
 from smartapp.domain import (
     ConditionFact,
     DataIssue,
@@ -60,3 +62,25 @@ class Mapped:
 
     def issue(self, resource: str, problem: str) -> None:
         self.issues.append(DataIssue(resource, problem))
+
+
+# What reading a resource with a value of the wrong type or shape raises.
+MALFORMED = (TypeError, ValueError, AttributeError, KeyError, IndexError)
+
+Reader = Callable[[dict[str, Any], str, Mapped], None]
+
+
+def read_guarded(kind: str, resource: Any, out: Mapped, read: Reader) -> None:
+    """``read(resource, "Kind/id", out)``, adding to ``out``. A resource that is not a JSON
+    object, or turns out malformed half-way through, leaves only its issue: what it had added
+    is taken back."""
+    if not isinstance(resource, dict):
+        out.issue(f"{kind}/(unreadable)", f"{kind} is not a JSON object")
+        return
+    ref = reference(kind, resource)
+    mark = out.mark()
+    try:
+        read(resource, ref, out)
+    except MALFORMED as exc:
+        out.rewind(mark)
+        out.issue(ref, f"malformed {kind} ({type(exc).__name__})")

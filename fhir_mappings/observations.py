@@ -41,10 +41,9 @@ from fhir_mappings.fhir_values import (
     absent,
     finite_number,
     parse_datetime,
-    reference,
     system_of,
 )
-from fhir_mappings.mapped import Mapped
+from fhir_mappings.mapped import Mapped, read_guarded
 from fhir_mappings.units import UnitError, canonical_unit, concept_units, to_canonical, unit_kind
 from smartapp.domain import LabResult
 
@@ -276,18 +275,13 @@ def map_observation_into(
 ) -> None:
     """``map_observation`` adding to ``out`` (one ``Mapped`` for a whole record). A malformed
     Observation leaves only its issue: what it had added is taken back."""
-    if not isinstance(resource, dict):
-        out.issue("Observation/(unreadable)", "Observation is not a JSON object")
-        return
-    ref = reference("Observation", resource)
-    mark = out.mark()
-    try:
+
+    def read(observation: dict[str, Any], ref: str, into: Mapped) -> None:
         when = report_time(report) if isinstance(report, dict) else None
-        if not _map_into(resource, ref, out, when if isinstance(when, tuple) else None):
-            out.unmapped.append(ref)
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-        out.rewind(mark)
-        out.issue(ref, f"malformed Observation ({type(exc).__name__})")
+        if not _map_into(observation, ref, into, when if isinstance(when, tuple) else None):
+            into.unmapped.append(ref)
+
+    read_guarded("Observation", resource, out, read)
 
 
 def map_diagnostic_report(resource: dict[str, Any]) -> Mapped:
@@ -301,16 +295,7 @@ def map_diagnostic_report(resource: dict[str, Any]) -> Mapped:
 
 def map_diagnostic_report_into(resource: dict[str, Any], out: Mapped) -> None:
     """``map_diagnostic_report`` adding to ``out``; a malformed report leaves only its issue."""
-    if not isinstance(resource, dict):
-        out.issue("DiagnosticReport/(unreadable)", "DiagnosticReport is not a JSON object")
-        return
-    ref = reference("DiagnosticReport", resource)
-    mark = out.mark()
-    try:
-        _map_report(resource, ref, out)
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-        out.rewind(mark)
-        out.issue(ref, f"malformed DiagnosticReport ({type(exc).__name__})")
+    read_guarded("DiagnosticReport", resource, out, _map_report)
 
 
 def _local_refs(items: Any) -> list[str]:
