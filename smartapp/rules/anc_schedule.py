@@ -79,21 +79,41 @@ class Schedule:
     citations: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True)
+class Phases:
+    """A profile's normal-range monitoring phases, read from rule data under ``section``:
+    weekly from the start of the course (``weekly_days``), then each of the ``later``
+    frequencies in course order, from week ``<frequency>_from_weeks`` every
+    ``<frequency>_days`` days (``every-2-weeks`` is read as ``every_2_weeks_...``)."""
+
+    section: str
+    later: tuple[str, ...]
+
+    def _path(self, frequency: str, key: str) -> str:
+        return f"{self.section}.{frequency.replace('-', '_')}_{key}"
+
+    def interval(self, weeks: float, rules: Ruleset) -> tuple[str, int]:
+        """Frequency and interval at ``weeks`` into the course; the week a phase starts
+        already belongs to it (the longer interval)."""
+        for frequency in reversed(self.later):
+            if weeks >= rules.num(self._path(frequency, "from_weeks")):
+                return frequency, rules.days(self._path(frequency, "days"))
+        return "weekly", rules.days(self._path("weekly", "days"))
+
+    @property
+    def citations(self) -> tuple[str, ...]:
+        """The weekly interval and the week each later phase starts."""
+        later = (self._path(frequency, "from_weeks") for frequency in self.later)
+        return (self._path("weekly", "days"), *later)
+
+
+US_PHASES = Phases("anc.phase", ("every-2-weeks", "monthly"))
+
+
 def us_phase(weeks: float, rules: Ruleset) -> tuple[str, int]:
     """Normal-range frequency by weeks in the current course (rulebook §2.2, L1 Table 1):
     weeks 26.0 and 52.0 already belong to the longer interval."""
-    if weeks >= rules.num("anc.phase.monthly_from_weeks"):
-        return "monthly", rules.days("anc.phase.monthly_days")
-    if weeks >= rules.num("anc.phase.every_2_weeks_from_weeks"):
-        return "every-2-weeks", rules.days("anc.phase.every_2_weeks_days")
-    return "weekly", rules.days("anc.phase.weekly_days")
-
-
-PHASE_CITATION = (
-    "anc.phase.weekly_days",
-    "anc.phase.every_2_weeks_from_weeks",
-    "anc.phase.monthly_from_weeks",
-)
+    return US_PHASES.interval(weeks, rules)
 
 
 def weeks_since(start: date, day: date) -> float:
@@ -189,7 +209,7 @@ def run_schedule(
     last = series[-1].day
     weeks = weeks_since(course_start, last)
     frequency, days = interval_after(state, weeks, rules)
-    citations: tuple[str, ...] = PHASE_CITATION
+    citations = US_PHASES.citations
     if state.stage in STAGE_INTERVAL_PATH:
         citations = (STAGE_INTERVAL_PATH[state.stage], *citations)
     elif state.stage == "weekly-after-recovery":

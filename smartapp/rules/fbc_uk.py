@@ -22,6 +22,7 @@ from typing import Literal
 
 from smartapp.domain import PatientRecord
 from smartapp.rules.anc_schedule import (
+    Phases,
     Schedule,
     baseline_missing_finding,
     due_finding,
@@ -94,20 +95,12 @@ def colour(point: FbcPoint, t: UkThresholds) -> Colour:
     return max(grades, key=RANK.__getitem__)
 
 
+UK_PHASES = Phases("anc_uk.phase", ("every-2-weeks", "every-4-weeks"))
+
+
 def uk_phase(weeks: float, rules: Ruleset) -> tuple[str, int]:
     """Weekly to week 18, every 2 weeks to week 52, then every 4 weeks (U1)."""
-    if weeks >= rules.num("anc_uk.phase.every_4_weeks_from_weeks"):
-        return "every-4-weeks", rules.days("anc_uk.phase.every_4_weeks_days")
-    if weeks >= rules.num("anc_uk.phase.every_2_weeks_from_weeks"):
-        return "every-2-weeks", rules.days("anc_uk.phase.every_2_weeks_days")
-    return "weekly", rules.days("anc_uk.phase.weekly_days")
-
-
-PHASE_PATHS = (
-    "anc_uk.phase.weekly_days",
-    "anc_uk.phase.every_2_weeks_from_weeks",
-    "anc_uk.phase.every_4_weeks_from_weeks",
-)
+    return UK_PHASES.interval(weeks, rules)
 
 
 def run_uk_schedule(
@@ -129,7 +122,7 @@ def run_uk_schedule(
             stage = "twice-weekly" if c == "amber" else "phase"
     last = points[-1].day
     weeks = weeks_since(course_start, last)
-    cited: tuple[str, ...] = PHASE_PATHS
+    cited = UK_PHASES.citations
     if stage == "daily":
         frequency, days = "daily", rules.days("anc_uk.episode.daily_days")
         cited = ("anc_uk.episode.daily_days", "anc_uk.episode.red_exit_greens")
