@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, Select, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +28,9 @@ PURGE_INTERVAL_S = 300.0
 STATEMENT_REF_PREFIX = "statement:"
 
 _last_purge: weakref.WeakKeyDictionary[Database, dict[str, float]] = weakref.WeakKeyDictionary()
+
+Row = TypeVar("Row", bound=m.Base)
+Item = TypeVar("Item")
 
 
 def _now() -> datetime:
@@ -51,6 +55,19 @@ def _insert(db: Database, model: type[m.Base]) -> postgresql.Insert | sqlite.Ins
     if db.dialect == "sqlite":
         return sqlite.insert(model)
     raise ValueError(f"unsupported database dialect {db.dialect!r}")
+
+
+def _all(db: Database, query: Select[Row], item: Callable[[Row], Item]) -> list[Item]:
+    """Every row ``query`` selects, each made into a record by ``item``."""
+    with db.session() as session:
+        return [item(row) for row in session.scalars(query)]
+
+
+def _delete(db: Database, model: type[m.Base], where: ColumnElement[bool]) -> int:
+    """Delete the rows of ``model`` that match ``where``; returns how many."""
+    with db.session() as session:
+        result = session.execute(delete(model).where(where))
+    return cast(CursorResult[Any], result).rowcount
 
 
 def _purge_due(db: Database, what: str) -> bool:
@@ -87,9 +104,7 @@ def remember_jti(
 
 def purge_expired_jti(db: Database, now: datetime | None = None) -> int:
     """Delete jti rows whose token has expired; returns how many."""
-    with db.session() as session:
-        result = session.execute(delete(m.JwtJti).where(m.JwtJti.expires_at < (now or _now())))
-    return cast(CursorResult[Any], result).rowcount
+    return _delete(db, m.JwtJti, m.JwtJti.expires_at < (now or _now()))
 
 
 # CDS Hooks feedback -----------------------------------------------------------------------
@@ -137,8 +152,7 @@ def list_feedback(
         query = query.where(m.Feedback.service_id == service_id)
     if card is not None:
         query = query.where(m.Feedback.card == card)
-    with db.session() as session:
-        return [_feedback_item(row) for row in session.scalars(query)]
+    return _all(db, query, _feedback_item)
 
 
 def _feedback_item(row: m.Feedback) -> FeedbackItem:
@@ -190,8 +204,7 @@ def list_audit(db: Database, limit: int = 100) -> list[AuditEvent]:
         .order_by(m.AuditEventRow.at.desc(), m.AuditEventRow.id.desc())
         .limit(limit)
     )
-    with db.session() as session:
-        return [_audit_event(row) for row in session.scalars(query)]
+    return _all(db, query, _audit_event)
 
 
 def _audit_event(row: m.AuditEventRow) -> AuditEvent:
@@ -240,8 +253,7 @@ def list_statements(db: Database, patient_id: str) -> list[ClinicianStatement]:
         .where(m.ClinicianStatementRow.patient_id == patient_id)
         .order_by(m.ClinicianStatementRow.recorded_at, m.ClinicianStatementRow.id)
     )
-    with db.session() as session:
-        return [_statement(row) for row in session.scalars(query)]
+    return _all(db, query, _statement)
 
 
 def _statement(row: m.ClinicianStatementRow) -> ClinicianStatement:
@@ -282,16 +294,11 @@ def session_get(db: Database, session_id: str, *, now: datetime | None = None) -
 
 
 def session_delete(db: Database, session_id: str) -> None:
-    with db.session() as session:
-        session.execute(delete(m.ServerSession).where(m.ServerSession.id == session_id))
+    _delete(db, m.ServerSession, m.ServerSession.id == session_id)
 
 
 def purge_expired_sessions(db: Database, now: datetime | None = None) -> int:
-    with db.session() as session:
-        result = session.execute(
-            delete(m.ServerSession).where(m.ServerSession.expires_at <= (now or _now()))
-        )
-    return cast(CursorResult[Any], result).rowcount
+    return _delete(db, m.ServerSession, m.ServerSession.expires_at <= (now or _now()))
 
 
 __all__: list[str] = [
