@@ -198,6 +198,25 @@ def drug_order(
     return chart.order(medication, [dosage], authored=start, status=status_for(chart, end, draft))
 
 
+def dispense(
+    chart: Chart, order: Json, day: int, supply: int, tablets_per_day: float, hour: int = 15
+) -> Json:
+    """A pharmacy fill of ``order`` handed over on ``day`` at ``hour``: ``supply`` days of
+    tablets (fills are the adherence evidence, proportion of days covered)."""
+    return chart.add(
+        b.medication_dispense(
+            chart.new_id("disp"),
+            chart.subject,
+            {"medicationCodeableConcept": order["medicationCodeableConcept"]},
+            prescription=b.reference(order),
+            handed_over=chart.at(day, hour),
+            days_supply=supply,
+            quantity_=b.quantity(supply * tablets_per_day, "tablet", "{tbl}"),
+            dosages=order["dosageInstruction"],
+        )
+    )
+
+
 def laxative(
     chart: Chart, start: int, kind: str = "senna", *, end: int | None = None, draft: bool = False
 ) -> Json:

@@ -14,7 +14,6 @@ import random
 from dataclasses import dataclass
 from datetime import date
 
-from smartapp.synthetic import builders as b
 from smartapp.synthetic import clinic as c
 from smartapp.synthetic import terms
 from smartapp.synthetic.builders import Json
@@ -111,20 +110,8 @@ def _trials(chart: Chart, start: int) -> None:
     day = start
     for name, text, mg, per_day, weeks_days in trials:
         order = c.drug_order(chart, c.ingredient(text, name), mg, per_day, day, day + weeks_days)
-        medication = {"medicationCodeableConcept": order["medicationCodeableConcept"]}
         for fill in range(day, day + weeks_days, 30):
-            chart.add(
-                b.medication_dispense(
-                    chart.new_id("disp"),
-                    chart.subject,
-                    medication,
-                    prescription=b.reference(order),
-                    handed_over=chart.at(fill, 15),
-                    days_supply=30,
-                    quantity_=b.quantity(30 * per_day, "tablet", "{tbl}"),
-                    dosages=order["dosageInstruction"],
-                )
-            )
+            c.dispense(chart, order, fill, 30, per_day)
         chart.panss(day, chart.rng.randint(92, 104))
         chart.panss(day + weeks_days - 1, chart.rng.randint(88, 100))
         day += weeks_days + 21
@@ -160,18 +147,7 @@ def _clozapine_fills(chart: Chart, start: int) -> None:
         )
         per_day = terms.TIMING_CODES[_timing_code(order)][2]
         tablets = order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"]
-        chart.add(
-            b.medication_dispense(
-                chart.new_id("disp"),
-                chart.subject,
-                {"medicationCodeableConcept": order["medicationCodeableConcept"]},
-                prescription=b.reference(order),
-                handed_over=chart.at(day, 16),
-                days_supply=28,
-                quantity_=b.quantity(28 * per_day * tablets, "tablet", "{tbl}"),
-                dosages=order["dosageInstruction"],
-            )
-        )
+        c.dispense(chart, order, day, 28, per_day * tablets, hour=16)
 
 
 def _timing_code(order: Json) -> str:

@@ -16,26 +16,6 @@ def _checked(chart: Chart) -> None:
     chart.metabolic_panel(-60)
 
 
-def _dispenses(
-    chart: Chart, order: Json, days: list[int], supply: int, tablets_per_day: float
-) -> None:
-    """Pharmacy fills of ``order`` on ``days`` (adherence = proportion of days covered)."""
-    medication = {"medicationCodeableConcept": order["medicationCodeableConcept"]}
-    for day in days:
-        chart.add(
-            b.medication_dispense(
-                chart.new_id("disp"),
-                chart.subject,
-                medication,
-                prescription=b.reference(order),
-                handed_over=chart.at(day, 15),
-                days_supply=supply,
-                quantity_=b.quantity(supply * tablets_per_day, "tablet", "{tbl}"),
-                dosages=order["dosageInstruction"],
-            )
-        )
-
-
 def _risperidone(chart: Chart, mg_per_dose: float, start: int, end: int | None) -> Json:
     medication = c.ingredient(f"Risperidone {mg_per_dose:g} mg oral tablet", "risperidone")
     return c.drug_order(chart, medication, mg_per_dose, 2, start, end)
@@ -51,7 +31,8 @@ def _risperidone(chart: Chart, mg_per_dose: float, start: int, end: int | None) 
 def trs_met(chart: Chart) -> None:
     c.schizophrenia(chart, -1500, "paranoid-schizophrenia")
     risperidone = _risperidone(chart, 4, -420, -350)
-    _dispenses(chart, risperidone, [-420, -388, -356], 30, 2)
+    for day in (-420, -388, -356):
+        c.dispense(chart, risperidone, day, 30, 2)
     lai_text = "Haloperidol decanoate 100 mg/mL intramuscular injection"
     medication = c.ingredient(lai_text, "haloperidol")
     dosage = b.dosage(
@@ -105,7 +86,8 @@ def trs_possible(chart: Chart) -> None:
 def trs_not_met(chart: Chart) -> None:
     c.schizophrenia(chart, -900)
     risperidone = _risperidone(chart, 2, -400, -300)
-    _dispenses(chart, risperidone, [-400, -370, -340, -310], 30, 2)
+    for day in (-400, -370, -340, -310):
+        c.dispense(chart, risperidone, day, 30, 2)
     olanzapine = c.ingredient("Olanzapine 20 mg oral tablet", "olanzapine")
     c.drug_order(chart, olanzapine, 20, 1, -250, -229)
     _checked(chart)
