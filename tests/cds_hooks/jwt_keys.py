@@ -17,7 +17,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -33,6 +33,19 @@ EPIC_JWKS = "https://fhir.epic.example.org/interconnect-fhir-oauth/api/epic/2019
 EPIC_CLIENT_ID = "d45049c3-3441-40ef-ab4d-b9cd86a17225"
 NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 SERVICE_URL = "https://cds.example.org/cds-services/clozapine-order-sign"
+
+
+class Clock:
+    """A clock for the verifier and the replay guard: fixed at ``now`` until advanced."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)

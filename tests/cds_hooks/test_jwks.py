@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,19 +14,9 @@ from joserfc.jwk import ECKey, RSAKey
 
 from smartapp.cds_hooks.jwks import JwksCache, JwksError, check_key_url, https_fetcher, parse_jwks
 from tests.cds_hooks import jwt_keys as k
+from tests.cds_hooks.jwt_keys import Clock
 
 URL = "https://ehr.example.org/jwks.json"
-
-
-class Clock:
-    def __init__(self, now: datetime = k.NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 class Host:

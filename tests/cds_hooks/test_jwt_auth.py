@@ -20,6 +20,7 @@ from smartapp.cds_hooks.jwt_auth import (
     VerifiedClient,
 )
 from tests.cds_hooks import jwt_keys as k
+from tests.cds_hooks.jwt_keys import Clock
 
 URL = k.SERVICE_URL
 
@@ -32,17 +33,6 @@ def rejected(verifier: CdsJwtVerifier, token: str, aud: str = URL) -> JwtRejecte
     with pytest.raises(JwtRejected) as caught:
         verifier.verify(bearer(token), aud)
     return caught.value
-
-
-class Clock:
-    def __init__(self, now: datetime = k.NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 # --- accepted tokens -------------------------------------------------------------------------
