@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["tests.fhir_server_fixture", "tests.postgres_fixture"]
+pytest_plugins = [
+    "tests.fhir_server_fixture",
+    "tests.postgres_fixture",
+    "tests.oauth_server_fixture",
+    # One Playwright driver for the whole session: two sync drivers cannot run in one thread.
+    "tests.browser_fixture",
+]
 
 CACHE = Path(__file__).parent / ".cache"
 HL7_EXAMPLES = "hl7.fhir.r4.examples@4.0.1"

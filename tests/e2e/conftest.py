@@ -1,7 +1,3 @@
-"""The end-to-end fixtures: a SMART authorization server (tests/oauth_server_fixture.py) and
-headless Chromium (tests/browser_fixture.py); ``fhir_server`` comes from tests/conftest.py."""
-
-from tests.browser_fixture import browser_page, playwright_driver
-from tests.oauth_server_fixture import oauth_server_factory
-
-__all__ = ["browser_page", "oauth_server_factory", "playwright_driver"]
+"""The end-to-end tests use the SMART authorization server (tests/oauth_server_fixture.py),
+headless Chromium (tests/browser_fixture.py) and the FHIR server, all registered as plugins in
+tests/conftest.py."""

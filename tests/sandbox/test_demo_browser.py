@@ -33,14 +33,13 @@ from smartapp.persistence import Database, store
 from smartapp.rules.evaluate import evaluate
 from smartapp.sandbox.demo import demo_database_url
 from smartapp.synthetic import scenarios
-from tests.browser_fixture import ARTIFACTS, browser_page, playwright_driver
+from tests.browser_fixture import ARTIFACTS
 from tests.e2e.smart_stack import free_port
 from tests.e2e.test_smart_launch_e2e import accessibility_problems
 
 if TYPE_CHECKING:
     from playwright.sync_api import ConsoleMessage, Page, Response
 
-__all__ = ["browser_page", "playwright_driver"]  # the fixtures this module uses
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
