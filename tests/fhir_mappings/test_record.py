@@ -177,9 +177,9 @@ def test_collect_keeps_the_aliases_single_patient_would_work_out() -> None:
     assert single_patient(collected.resources, collected.by_ref) == "Patient/p"
 
 
-@pytest.mark.parametrize("path", sorted(PATIENTS.glob("*.json")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", sorted(p for p in PATIENTS.glob("*.json") if p.stem != "index"), ids=lambda p: p.stem
+)
 def test_collected_aliases_match_for_every_synthetic_patient(path: Path) -> None:
-    if path.stem == "index":
-        pytest.skip("not a patient")
     collected = collect(json.loads(path.read_text()))
     assert collected.aliases == _aliases_from_scratch(collected.by_ref)
