@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -38,6 +39,7 @@ from urllib.parse import parse_qsl
 import requests
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from load_driver import LoadResult, run_wrk
 
 from smartapp.cds_hooks import discovery
 from smartapp.fhir_client import FhirClient
@@ -113,7 +115,9 @@ def fhir_server(delay_ms: int) -> Iterator[str]:
 
 
 @contextmanager
-def app_server(jwks_url: str, workers: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def app_server(
+    jwks_url: str, workers: int, threads: int
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         env = {
@@ -125,7 +129,7 @@ def app_server(jwks_url: str, workers: int) -> Iterator[tuple[str, subprocess.Po
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "smartapp", "serve", "--port", str(port),
-             "--workers", str(workers)],
+             "--workers", str(workers), "--threads", str(threads)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
@@ -279,6 +283,29 @@ def sustain(url: str, body: bytes, key: ECKey, seconds: float, threads: int) -> 
     return done[0], done[1]
 
 
+def report_sustained(
+    url: str, body: bytes, key: ECKey, master: int, args: argparse.Namespace
+) -> None:
+    workers = worker_pids(master)
+    print(f"sustained, typical patient ({len(body) / 1e3:.0f} kB body), {args.sustain_s:.0f} s, "
+          f"{len(workers)} workers:")  # fmt: skip
+    if shutil.which("wrk"):
+        tokens = [token(key, url) for _ in range(int(args.sustain_s * 400))]
+        result = run_wrk(url, body, tokens, args.sustain_s, sample=lambda: rss_mb(workers))
+        result.rss_mb.append((args.sustain_s, rss_mb(workers)))
+        ok, errors, client = result.requests - result.errors, result.errors, "wrk, 16 connections"
+    else:
+        before = rss_mb(workers)
+        ok, errors = sustain(url, body, key, args.sustain_s, args.threads)
+        samples = [(0.0, before), (args.sustain_s, rss_mb(workers))]
+        client = f"Python client, {args.threads} threads (install wrk for a lighter client)"
+        result = LoadResult(ok + errors, errors, args.sustain_s, samples)
+    print(f"  {ok / args.sustain_s:6.1f} requests/s, {ok} ok, {errors} errors ({client})"
+          f"   target >= {TARGETS['rate']:.0f}/s with zero errors")  # fmt: skip
+    trace = ", ".join(f"{t:.0f} s: {mb:.0f} MB" for t, mb in result.rss_mb)
+    print(f"  worker RSS {trace}")
+
+
 def run(args: argparse.Namespace) -> None:
     key = ECKey.generate_key("P-384", parameters={"kid": "bench-1"}, private=True)
     ten_year, typical = ten_year_bundle(as_of=AS_OF), typical_bundle(as_of=AS_OF)
@@ -289,7 +316,7 @@ def run(args: argparse.Namespace) -> None:
         big, small = patient_id(ten_year), patient_id(typical)
         prefetch_big = gather_prefetch(fhir_base, big)
         prefetch_small = gather_prefetch(fhir_base, small)
-        with app_server(jwks_url, args.workers) as (base, process):
+        with app_server(jwks_url, args.workers, args.server_threads) as (base, process):
             url = f"{base}/cds-services/{SERVICE}"
             full = hook_body(big, None, prefetch_big)
             timed_calls(url, full, key, 10)  # warm every worker
@@ -301,17 +328,8 @@ def run(args: argparse.Namespace) -> None:
             print(f"  {percentiles(timed_calls(url, missing, key, max(20, args.requests // 4)))}"
                   f"   target p95 < {TARGETS['missing']:.0f} ms")  # fmt: skip
             typical_body = hook_body(small, None, prefetch_small)
-            workers = worker_pids(process.pid)
-            before = rss_mb(workers)
-            ok, errors = sustain(url, typical_body, key, args.sustain_s, args.threads)
-            after = rss_mb(workers)
-            print(
-                f"sustained, typical patient, {args.threads} client threads, "
-                f"{args.sustain_s:.0f} s, {args.workers} workers:"
-            )
-            print(f"  {ok / args.sustain_s:6.1f} requests/s, {ok} ok, {errors} errors"
-                  f"   target >= {TARGETS['rate']:.0f}/s with zero errors")  # fmt: skip
-            print(f"  worker RSS {before:.0f} MB -> {after:.0f} MB")
+            timed_calls(url, typical_body, key, 10)  # warm every worker on this patient too
+            report_sustained(url, typical_body, key, process.pid, args)
     print(f"measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores")
 
 
@@ -321,6 +339,7 @@ def main() -> None:
     parser.add_argument("--sustain-s", type=float, default=60.0)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--workers", type=int, default=0, help="0: 2 x cores + 1")
+    parser.add_argument("--server-threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--fhir-delay-ms", type=int, default=20)
     run(parser.parse_args())
 
