@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page, Playwright
+    from playwright.sync_api import ConsoleMessage, Page, Playwright, Response
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = (
@@ -69,6 +69,25 @@ def browser_page(playwright_driver: Playwright) -> Iterator[Page]:
             yield page
         finally:
             context.close()
+
+
+@pytest.fixture
+def page_errors(browser_page: Page) -> list[str]:
+    """Console errors of the page (a CSP violation is one: no inline script or style) and
+    failed sub-resource loads, by URL. The browser's own favicon probe is not the page's."""
+    errors: list[str] = []
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(message.text)
+
+    def response(answer: Response) -> None:
+        if answer.status >= 400 and not answer.url.endswith("/favicon.ico"):
+            errors.append(f"{answer.status} {answer.url}")
+
+    browser_page.on("console", console)
+    browser_page.on("response", response)
+    return errors
 
 
 def screenshot(page: Page, name: str) -> Path:

@@ -39,7 +39,7 @@ from tests.fhir_server_fixture import FhirServer
 from tests.oauth_server_fixture import OAuthServer, OAuthServerFactory
 
 if TYPE_CHECKING:  # Playwright is imported by the browser fixture, which skips or fails without it
-    from playwright.sync_api import ConsoleMessage, Page, Response
+    from playwright.sync_api import Page
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SCENARIOS = ("clozapine-week10-mild", "ciprofloxacin-order-sign")
@@ -178,25 +178,6 @@ def accessibility_problems(page: Page) -> list[str]:
     return problems
 
 
-@pytest.fixture
-def console_errors(browser_page: Page) -> list[str]:
-    """Console errors of the page (a CSP violation is one: no inline script or style) and
-    failed sub-resource loads, by URL. The browser's own favicon probe is not the page's."""
-    errors: list[str] = []
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            errors.append(message.text)
-
-    def response(answer: Response) -> None:
-        if answer.status >= 400 and not answer.url.endswith("/favicon.ico"):
-            errors.append(f"{answer.status} {answer.url}")
-
-    browser_page.on("console", console)
-    browser_page.on("response", response)
-    return errors
-
-
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_launch_shows_the_findings_of_the_patient(
     name: str,
@@ -204,7 +185,7 @@ def test_launch_shows_the_findings_of_the_patient(
     ehr: OAuthServer,
     patients: dict[str, Patient],
     browser_page: Page,
-    console_errors: list[str],
+    page_errors: list[str],
 ) -> None:
     patient = patients[name]
     launch(browser_page, app, ehr, patient)
@@ -221,7 +202,7 @@ def test_launch_shows_the_findings_of_the_patient(
     assert style.strip() == "#edeae3"  # the EHR's smart_style_url, fetched and applied
     screenshot(browser_page, f"dashboard-{name}")
     assert accessibility_problems(browser_page) == []
-    assert console_errors == []
+    assert page_errors == []
     sent = ehr.received("authorize")[-1]
     assert sent["aud"] == ehr.iss
     assert sent["code_challenge_method"] == "S256"

@@ -38,7 +38,7 @@ from tests.e2e.smart_stack import free_port
 from tests.e2e.test_smart_launch_e2e import accessibility_problems
 
 if TYPE_CHECKING:
-    from playwright.sync_api import ConsoleMessage, Page, Response
+    from playwright.sync_api import Page
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,24 +107,6 @@ def _printed_url(lines: queue.Queue[str], port: int) -> str | None:
                 return match.group(1)
     except queue.Empty:
         return None
-
-
-@pytest.fixture
-def page_errors(browser_page: Page) -> list[str]:
-    """Console errors (a CSP violation is one) and failed loads of the pages under test."""
-    errors: list[str] = []
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            errors.append(message.text)
-
-    def response(answer: Response) -> None:
-        if answer.status >= 400 and not answer.url.endswith("/favicon.ico"):
-            errors.append(f"{answer.status} {answer.url}")
-
-    browser_page.on("console", console)
-    browser_page.on("response", response)
-    return errors
 
 
 def expected_codes(name: str) -> set[str]:
