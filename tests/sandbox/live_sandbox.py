@@ -15,15 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from cryptography.fernet import Fernet
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from smartapp.app import create_app
 from smartapp.persistence import Database
 from smartapp.sandbox import Sandbox, SandboxUrls, sandbox_urls
-from smartapp.sandbox.demo import demo_config
-from smartapp.smart.client_auth import _generated_jwks
+from tests.sandbox.sandbox_app import sandbox_config
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 WSGI = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -81,16 +79,7 @@ def start_live_sandbox(tmp_path: Path, **overrides: Any) -> LiveSandbox:
     holder = _Holder()
     server = make_server("127.0.0.1", 0, holder, threaded=True)
     urls = sandbox_urls(f"http://127.0.0.1:{server.server_port}")
-    jwks = tmp_path / "private_jwks.json"
-    jwks.write_bytes(_generated_jwks())
-    config = demo_config(urls, str(tmp_path))
-    config.update({
-        "DATABASE_URL": f"sqlite:///{tmp_path}/live-sandbox.db",
-        "SECRET_KEY": "live-sandbox-test-secret",
-        "TOKEN_KEY": Fernet.generate_key().decode(),
-        "SMART_PRIVATE_JWKS_PATH": str(jwks),
-        **overrides,
-    })  # fmt: skip
+    config = sandbox_config(tmp_path, urls, **overrides)
     app = create_app(config)
     holder.app = app
     thread = threading.Thread(target=server.serve_forever, name="live-sandbox", daemon=True)

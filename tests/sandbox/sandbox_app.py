@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from smartapp.app import create_app
-from smartapp.sandbox import EXTENSION, Sandbox, sandbox_urls
+from smartapp.sandbox import EXTENSION, Sandbox, SandboxUrls, sandbox_urls
 from smartapp.sandbox.demo import demo_config
 from smartapp.smart.client_auth import _generated_jwks
 
@@ -39,10 +39,12 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def make_sandbox_app(tmp_path: Path, **overrides: Any) -> Flask:
+def sandbox_config(tmp_path: Path, urls: SandboxUrls, **overrides: Any) -> dict[str, Any]:
+    """The demo's configuration in a temporary instance folder: its own database, keys and
+    secrets, so tests never share state."""
     jwks = tmp_path / "private_jwks.json"
     jwks.write_bytes(_generated_jwks())
-    config = demo_config(URLS, str(tmp_path))
+    config = demo_config(urls, str(tmp_path))
     config.update({
         "DATABASE_URL": f"sqlite:///{tmp_path}/sandbox.db",
         "SECRET_KEY": "sandbox-test-secret",
@@ -50,7 +52,11 @@ def make_sandbox_app(tmp_path: Path, **overrides: Any) -> Flask:
         "SMART_PRIVATE_JWKS_PATH": str(jwks),
         **overrides,
     })  # fmt: skip
-    app = create_app(config)
+    return config
+
+
+def make_sandbox_app(tmp_path: Path, **overrides: Any) -> Flask:
+    app = create_app(sandbox_config(tmp_path, URLS, **overrides))
     app.testing = True
     return app
 
