@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Select, delete, select
+from sqlalchemy import ColumnElement, Select, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
@@ -57,6 +57,13 @@ def _insert(db: Database, model: type[m.Base]) -> postgresql.Insert | sqlite.Ins
     raise ValueError(f"unsupported database dialect {db.dialect!r}")
 
 
+def _add(db: Database, model: type[m.Base], values: dict[str, Any]) -> None:
+    """INSERT one row in its own transaction. A Core insert, not ``session.add``: the two
+    writes of every hook call (jti, audit) skip the ORM unit of work, a third of their cost."""
+    with db.engine.begin() as connection:
+        connection.execute(insert(model), values)
+
+
 def _all(db: Database, query: Select[Row], item: Callable[[Row], Item]) -> list[Item]:
     """Every row ``query`` selects, each made into a record by ``item``."""
     with db.session() as session:
@@ -95,8 +102,7 @@ def remember_jti(
     if _purge_due(db, "jti"):
         purge_expired_jti(db, now)
     try:
-        with db.session() as session:
-            session.add(m.JwtJti(issuer=issuer, jti=jti, expires_at=expires_at))
+        _add(db, m.JwtJti, {"issuer": issuer, "jti": jti, "expires_at": expires_at})
     except IntegrityError:
         return False
     return True
@@ -179,20 +185,18 @@ def add_audit(db: Database, event: AuditEvent) -> None:
     _check(event.patient_id, m.PATIENT_LEN, "patient_id")
     _check(event.fhir_server, m.URL_LEN, "fhir_server")
     _aware(event.at, "at")
-    with db.session() as session:
-        session.add(
-            m.AuditEventRow(
-                service_id=event.service_id,
-                hook=event.hook,
-                hook_instance=event.hook_instance,
-                patient_id=event.patient_id,
-                finding_codes=list(event.finding_codes),
-                latency_ms=event.latency_ms,
-                status=event.status,
-                at=event.at,
-                fhir_server=event.fhir_server,
-            )
-        )
+    row = {
+        "service_id": event.service_id,
+        "hook": event.hook,
+        "hook_instance": event.hook_instance,
+        "patient_id": event.patient_id,
+        "finding_codes": list(event.finding_codes),
+        "latency_ms": event.latency_ms,
+        "status": event.status,
+        "at": event.at,
+        "fhir_server": event.fhir_server,
+    }
+    _add(db, m.AuditEventRow, row)
 
 
 def list_audit(db: Database, limit: int = 100) -> list[AuditEvent]:
