@@ -159,13 +159,9 @@ def _patient_refs(resource: Resource, aliases: dict[str, str]) -> Iterator[str]:
                 yield "Patient/" + ref.rsplit("/", 1)[-1]
 
 
-def single_patient(
-    resources: list[Resource], by_ref: dict[str, Resource], aliases: dict[str, str] | None = None
-) -> str | None:
-    """The one patient the data is about; two or more is an input error. ``aliases`` (fullUrl
-    -> ``Type/id``) are worked out from ``by_ref`` when not given."""
-    if aliases is None:
-        aliases = {key: resource_ref(r) for key, r in by_ref.items() if key != resource_ref(r)}
+def single_patient(resources: list[Resource], aliases: dict[str, str]) -> str | None:
+    """The one patient the data is about; two or more is an input error. ``aliases`` map
+    fullUrls to ``Type/id`` (``collect`` records them)."""
     patients = sorted({p for r in resources for p in _patient_refs(r, aliases)})
     if len(patients) > 1:
         shown = ", ".join(patients[:3])
@@ -219,7 +215,7 @@ def build_record(
     Raises ``InputError`` for input that is not FHIR, holds more than one patient, or holds
     nothing about any patient."""
     collected = collect(data)
-    patient = single_patient(collected.resources, collected.by_ref, collected.aliases)
+    patient = single_patient(collected.resources, collected.aliases)
     clinical = [r for r in collected.resources if r.get("resourceType") != "Patient"]
     if patient is None and not clinical and not collected.failures:
         raise InputError("input holds no patient data (empty Bundle)")

@@ -36,6 +36,17 @@ def instance_database_url(config: Mapping[str, Any], instance_path: str | None =
     )
 
 
+def upgrade_database(config: Mapping[str, Any]) -> None:
+    """Migrate the configured database (the instance folder's SQLite file by default) to the
+    latest schema, outside any app: ``smartapp db upgrade`` and ``serve`` before forking."""
+    os.makedirs(default_instance_path(), exist_ok=True)
+    database = Database(instance_database_url(config))
+    try:
+        database.upgrade()
+    finally:
+        database.dispose()
+
+
 def _fix_evaluation_date(app: Flask) -> None:
     text = app.config["EVALUATION_DATE"]
     if not text:

@@ -95,17 +95,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _db(args: argparse.Namespace) -> int:
-    import os
-
-    from smartapp.app import default_instance_path, instance_database_url
+    from smartapp.app import upgrade_database
     from smartapp.config import load_config
-    from smartapp.persistence import Database
 
-    config = load_config()
-    os.makedirs(default_instance_path(), exist_ok=True)
-    database = Database(instance_database_url(config))
-    database.upgrade()
-    database.dispose()
+    upgrade_database(load_config())
     sys.stdout.write("database schema is up to date\n")
     return 0
 

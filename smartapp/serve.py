@@ -22,7 +22,6 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from smartapp.config import load_config
-from smartapp.persistence import Database
 
 
 def default_workers(cores: int | None = None) -> int:
@@ -55,14 +54,11 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn ships no typ
 
 def migrate_once() -> None:
     """Bring the database schema up to date before any worker starts."""
-    from smartapp.app import default_instance_path, instance_database_url
+    from smartapp.app import upgrade_database
 
     config = load_config()
     if config["AUTO_MIGRATE"]:
-        os.makedirs(default_instance_path(), exist_ok=True)
-        database = Database(instance_database_url(config))
-        database.upgrade()
-        database.dispose()
+        upgrade_database(config)
     os.environ["SMARTAPP_AUTO_MIGRATE"] = "false"
 
 

@@ -173,8 +173,7 @@ def test_collect_keeps_the_aliases_single_patient_would_work_out() -> None:
     assert collected.aliases == _aliases_from_scratch(collected.by_ref)
     assert collected.aliases["urn:uuid:p"] == "Patient/p"
     assert collected.aliases["http://ehr/fhir/Observation/x"] == "Observation/(no id)"
-    assert single_patient(collected.resources, collected.by_ref, collected.aliases) == "Patient/p"
-    assert single_patient(collected.resources, collected.by_ref) == "Patient/p"
+    assert single_patient(collected.resources, collected.aliases) == "Patient/p"
 
 
 @pytest.mark.parametrize(
